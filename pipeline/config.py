@@ -1,0 +1,238 @@
+"""Configuration: the TOML file, its schema and its validation.
+
+Every option lives in one section of ``config.toml``. Validation runs at start and stops with a
+:class:`ConfigError` that names the key, the value and what is allowed, so a typo never falls back
+silently to a default.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from spikewatch.errors import ConfigError
+
+
+def parse_host_port(address: str, *, option: str) -> tuple[str, int]:
+    """Split ``HOST:PORT`` and check the port, raising ValueError that names ``option``."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"{option} = {address!r} is not HOST:PORT with a port in 0..65535")
+    return host, int(port)
+
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourceConfig(_Section):
+    kind: Literal["demo", "csv", "jsonl", "stdin", "kafka"] = "demo"
+    path: str = ""
+    key_field: str = ""
+    default_key: str = Field("default", min_length=1)
+    timestamp_field: str = Field("timestamp", min_length=1)
+    label_field: str = ""
+    ignore_fields: list[str] = []
+    speed: float = Field(0.0, ge=0.0)
+
+    @model_validator(mode="after")
+    def _file_kinds_need_path(self) -> SourceConfig:
+        if self.kind in ("csv", "jsonl") and not self.path:
+            raise ValueError(f"source.path is required when source.kind = {self.kind!r}")
+        return self
+
+
+class ValidationConfig(_Section):
+    channels: list[str] = []
+    max_future_s: float = Field(86400.0, gt=0.0)
+    max_lateness_s: float = Field(0.0, ge=0.0)
+
+
+class WindowConfig(_Section):
+    length: int = Field(32, ge=2, le=4096)
+    stride: int = Field(8, ge=1)
+    max_span_s: float = Field(0.0, ge=0.0)
+    max_keys: int = Field(100_000, ge=1)
+
+    @model_validator(mode="after")
+    def _stride_within_length(self) -> WindowConfig:
+        if self.stride > self.length:
+            raise ValueError(
+                f"windows.stride = {self.stride} is larger than windows.length = {self.length}; "
+                "records between windows would never be scored"
+            )
+        return self
+
+
+class EncodingConfig(_Section):
+    kind: Literal["direct", "rate", "delta"] = "direct"
+    time_steps: int = Field(4, ge=1, le=64)
+    delta_threshold: float = Field(0.5, gt=0.0)
+    seed: int = Field(0, ge=0)
+
+
+class EncoderConfig(_Section):
+    kind: Literal["spikformer", "ann", "none"] = "spikformer"
+    embed_dim: int = Field(32, ge=2)
+    patch_size: int = Field(4, ge=1)
+    num_heads: int = Field(4, ge=1)
+    depth: int = Field(1, ge=1, le=8)
+    mlp_ratio: float = Field(2.0, gt=0.0)
+    beta: float = Field(0.5, gt=0.0, lt=1.0)
+    v_threshold: float = Field(1.0, gt=0.0)
+    surrogate_alpha: float = Field(2.0, gt=0.0)
+
+    @model_validator(mode="after")
+    def _heads_divide_width(self) -> EncoderConfig:
+        if self.embed_dim % self.num_heads:
+            raise ValueError(
+                f"encoder.num_heads = {self.num_heads} must divide "
+                f"encoder.embed_dim = {self.embed_dim}"
+            )
+        return self
+
+
+class DetectorConfig(_Section):
+    kind: Literal["deep_svdd"] = "deep_svdd"
+    objective: Literal["one-class", "soft-boundary"] = "one-class"
+    nu: float = Field(0.05, gt=0.0, le=1.0)
+    rep_dim: int = Field(16, ge=1)
+    hidden_dim: int = Field(64, ge=1)
+
+
+class LearningConfig(_Section):
+    warmup_windows: int = Field(256, ge=1)
+    warmup_epochs: int = Field(20, ge=0)
+    learning_rate: float = Field(1e-3, gt=0.0)
+    weight_decay: float = Field(1e-6, ge=0.0)
+    batch_size: int = Field(64, ge=1)
+    update_every_windows: int = Field(16, ge=0)
+    replay_buffer_size: int = Field(1024, ge=1)
+    contamination: float = Field(0.05, ge=0.0, lt=1.0)
+    max_grad_norm: float = Field(5.0, gt=0.0)
+
+
+class ThresholdConfig(_Section):
+    kind: Literal["quantile"] = "quantile"
+    quantile: float = Field(0.99, gt=0.0, lt=1.0)
+    history: int = Field(512, ge=2)
+    min_history: int = Field(32, ge=1)
+    margin: float = Field(1.0, gt=0.0)
+
+    @model_validator(mode="after")
+    def _min_history_fits(self) -> ThresholdConfig:
+        if self.min_history > self.history:
+            raise ValueError(
+                f"threshold.min_history = {self.min_history} exceeds "
+                f"threshold.history = {self.history}"
+            )
+        return self
+
+
+class AlertConfig(_Section):
+    open_after: int = Field(2, ge=1)
+    resolve_after: int = Field(4, ge=1)
+    path: str = "alerts.jsonl"
+    top_channels: int = Field(3, ge=0)
+
+
+class DeadLetterConfig(_Section):
+    path: str = "dead_letters.jsonl"
+
+
+class MetricsConfig(_Section):
+    enabled: bool = True
+    address: str = "127.0.0.1:9108"
+
+    @model_validator(mode="after")
+    def _address_is_host_port(self) -> MetricsConfig:
+        parse_host_port(self.address, option="metrics.address")
+        return self
+
+
+class CheckpointConfig(_Section):
+    path: str = "checkpoints/spikewatch.ckpt"
+    interval_s: float = Field(60.0, ge=0.0)
+
+
+class RuntimeConfig(_Section):
+    max_batch_windows: int = Field(64, ge=1)
+    torch_threads: int = Field(1, ge=0)
+    progress: bool = True
+
+
+class Config(_Section):
+    """The whole configuration; each field is one ``[section]`` of ``config.toml``."""
+
+    source: SourceConfig = SourceConfig()
+    validation: ValidationConfig = ValidationConfig()
+    windows: WindowConfig = WindowConfig()
+    encoding: EncodingConfig = EncodingConfig()
+    encoder: EncoderConfig = EncoderConfig()
+    detector: DetectorConfig = DetectorConfig()
+    learning: LearningConfig = LearningConfig()
+    threshold: ThresholdConfig = ThresholdConfig()
+    alerts: AlertConfig = AlertConfig()
+    dead_letter: DeadLetterConfig = DeadLetterConfig()
+    metrics: MetricsConfig = MetricsConfig()
+    checkpoint: CheckpointConfig = CheckpointConfig()
+    runtime: RuntimeConfig = RuntimeConfig()
+
+    @model_validator(mode="after")
+    def _patches_tile_window(self) -> Config:
+        if self.encoder.kind != "none" and self.windows.length % self.encoder.patch_size:
+            raise ValueError(
+                f"encoder.patch_size = {self.encoder.patch_size} must divide "
+                f"windows.length = {self.windows.length}"
+            )
+        return self
+
+    def with_overrides(self, overrides: dict[str, dict[str, Any]]) -> Config:
+        """Return a copy with ``{section: {key: value}}`` replaced, validated again."""
+        data = self.model_dump()
+        for section, values in overrides.items():
+            data.setdefault(section, {}).update(values)
+        return config_from_dict(data)
+
+
+def _format_validation_error(error: ValidationError, data: dict[str, Any]) -> str:
+    lines = []
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"])
+        if item["type"] == "extra_forbidden":
+            section = item["loc"][0] if len(item["loc"]) > 1 else None
+            model = Config.model_fields[section].annotation if section else Config
+            allowed = ", ".join(model.model_fields)
+            lines.append(f"unknown key {key!r}; allowed keys here: {allowed}")
+        elif not item["loc"] or item["type"] == "value_error":
+            lines.append(item["msg"].removeprefix("Value error, "))
+        else:
+            lines.append(f"{key} = {item['input']!r}: {item['msg']}")
+    return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def config_from_dict(data: dict[str, Any]) -> Config:
+    """Validate a parsed configuration mapping, raising :class:`ConfigError` on any problem."""
+    try:
+        return Config.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(_format_validation_error(error, data)) from None
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Read and validate a TOML configuration; ``None`` gives the built-in defaults."""
+    if path is None:
+        return Config()
+    path = Path(path)
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"configuration file not found: {path}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"configuration file {path} is not valid TOML: {error}") from None
+    return config_from_dict(data)

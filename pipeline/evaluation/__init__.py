@@ -1,0 +1,1 @@
+"""Evaluation metrics for anomaly detectors: NAB and SKAB scores, range- and event-aware metrics."""

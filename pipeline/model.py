@@ -1,0 +1,329 @@
+"""The shared model: spike encoding, encoder, detector, optimizer and replay buffer.
+
+One model serves every stream key. It scores a batch of windows from different keys together,
+each with its own membrane state, and learns online from windows judged normal:
+
+1. score first: a window is scored by the current weights before it can be learned from;
+2. a window enters the bounded replay buffer only if the caller judged it normal;
+3. every ``update_every_windows`` scored windows, one gradient step runs on a sample of the
+   buffer, through the detector's objective and the encoder's surrogate gradient together.
+
+Until ``warmup_windows`` windows have arrived the model only collects them; it then fixes the
+detector's constants (the Deep SVDD center) and trains for ``warmup_epochs`` passes.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from spikewatch.config import Config
+from spikewatch.detectors import DeepSVDD, Detector
+from spikewatch.encoding import SpikeEncoder, build_encoder
+from spikewatch.spiking.spikformer import Spikformer
+
+logger = logging.getLogger(__name__)
+
+
+def build_detector(config: Config, n_features: int) -> Detector:
+    """Build the detector named by ``detector.kind`` for feature vectors of ``n_features``."""
+    detector = config.detector
+    if detector.kind == "deep_svdd":
+        return DeepSVDD(
+            n_features,
+            rep_dim=detector.rep_dim,
+            hidden_dim=detector.hidden_dim,
+            objective=detector.objective,
+            nu=detector.nu,
+            seed=config.encoding.seed,
+        )
+    raise ValueError(f"detector.kind = {detector.kind!r} is not one of 'deep_svdd'")
+
+
+class _FlattenEncoder(nn.Module):
+    """The "none" encoder: the detector sees the scaled window itself, flattened."""
+
+    state_size = 0
+
+    def forward(self, x: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # x is [T, B, C, L] with identical steps for direct coding; one step is the window.
+        return x[0].flatten(1), state
+
+    def initial_state(self, batch_size: int) -> torch.Tensor:
+        return torch.zeros(batch_size, 0)
+
+    def firing_rate(self) -> float:
+        return 0.0
+
+
+class ReplayBuffer:
+    """A ring buffer of windows judged normal and the membrane state each started from."""
+
+    def __init__(self, capacity: int, window_shape: tuple[int, int], state_size: int) -> None:
+        self.windows = torch.zeros(capacity, *window_shape)
+        self.states = torch.zeros(capacity, state_size)
+        self.size = 0
+        self.next = 0
+
+    @property
+    def capacity(self) -> int:
+        return self.windows.shape[0]
+
+    def add(self, windows: torch.Tensor, states: torch.Tensor) -> None:
+        for window, state in zip(windows, states):
+            self.windows[self.next] = window
+            self.states[self.next] = state
+            self.next = (self.next + 1) % self.capacity
+            self.size = min(self.size + 1, self.capacity)
+
+    def sample(self, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        index = torch.randint(self.size, (min(batch_size, self.size),), generator=generator)
+        return self.windows[index], self.states[index]
+
+    def state_dict(self) -> dict:
+        return {
+            "windows": self.windows[: self.size].clone(),
+            "states": self.states[: self.size].clone(),
+            "next": self.next,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        size = state["windows"].shape[0]
+        if size > self.capacity or state["windows"].shape[1:] != self.windows.shape[1:]:
+            raise ValueError(
+                f"replay buffer of shape {tuple(state['windows'].shape)} does not fit the "
+                f"configured {tuple(self.windows.shape)}"
+            )
+        self.windows[:size] = state["windows"]
+        self.states[:size] = state["states"]
+        self.size = size
+        self.next = int(state["next"])
+
+
+@dataclass(slots=True)
+class ScoredBatch:
+    """Scores ``[B]`` of a batch of windows and the membrane state after each ``[B, S]``."""
+
+    scores: np.ndarray
+    states: torch.Tensor
+    firing_rate: float
+
+
+class StreamModel:
+    """Spike encoder, encoder network and detector, trained together online.
+
+    Parameters
+    ----------
+    config
+        The validated configuration.
+    channels
+        Channels per record; fixed for the model's life because the weights depend on it.
+    """
+
+    def __init__(self, config: Config, channels: int) -> None:
+        self.config = config
+        self.channels = channels
+        learning = config.learning
+        length = config.windows.length
+        torch.manual_seed(config.encoding.seed)
+
+        self.spike_encoder: SpikeEncoder = build_encoder(
+            "direct" if config.encoder.kind == "none" else config.encoding.kind,
+            time_steps=1 if config.encoder.kind == "none" else config.encoding.time_steps,
+            window_length=length,
+            channels=channels,
+            delta_threshold=config.encoding.delta_threshold,
+            seed=config.encoding.seed,
+        )
+        if config.encoder.kind == "none":
+            self.encoder: nn.Module = _FlattenEncoder()
+            n_features = length * channels
+        else:
+            enc = config.encoder
+            self.encoder = Spikformer(
+                self.spike_encoder.in_channels(channels),
+                length,
+                embed_dim=enc.embed_dim,
+                patch_size=enc.patch_size,
+                num_heads=enc.num_heads,
+                depth=enc.depth,
+                mlp_ratio=enc.mlp_ratio,
+                beta=enc.beta,
+                v_threshold=enc.v_threshold,
+                surrogate_alpha=enc.surrogate_alpha,
+                spiking=enc.kind == "spikformer",
+            )
+            n_features = enc.embed_dim
+        self.detector = build_detector(config, n_features)
+        self.state_size = self.encoder.state_size
+        self.optimizer = torch.optim.Adam(
+            list(self.encoder.parameters()) + list(self.detector.parameters()),
+            lr=learning.learning_rate,
+            weight_decay=learning.weight_decay,
+        )
+        self.buffer = ReplayBuffer(learning.replay_buffer_size, (length, channels), self.state_size)
+        self.generator = torch.Generator().manual_seed(config.encoding.seed)
+        self.warm = False
+        self.windows_seen = 0
+        self.updates = 0
+        self.skipped_updates = 0
+        self.last_loss = math.nan
+        self._eval()
+
+    # -- scoring ----------------------------------------------------------------------------
+
+    def initial_state(self) -> torch.Tensor:
+        """Resting membrane state of a new key, ``[state_size]``."""
+        return torch.zeros(self.state_size)
+
+    def _eval(self) -> None:
+        self.encoder.eval()
+        self.detector.eval()
+
+    def _features(self, windows: torch.Tensor, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.encoder(self.spike_encoder(windows), states)
+
+    @torch.no_grad()
+    def score(self, windows: np.ndarray, states: torch.Tensor) -> ScoredBatch:
+        """Score scaled windows ``[B, L, C]`` from membrane states ``[B, S]``; no learning."""
+        x = torch.from_numpy(windows)
+        features, new_states = self._features(x, states)
+        scores = self.detector.anomaly_score(features).double().numpy()
+        # An untrained or diverged model must still give a number the policy can compare.
+        scores = np.nan_to_num(scores, nan=0.0, posinf=np.finfo(np.float32).max)
+        return ScoredBatch(scores, new_states, self.encoder.firing_rate())
+
+    # -- learning ---------------------------------------------------------------------------
+
+    def remember(self, windows: np.ndarray, states: torch.Tensor) -> None:
+        """Add windows judged normal, with the membrane state each started from, to the buffer."""
+        if len(windows):
+            self.buffer.add(torch.from_numpy(np.ascontiguousarray(windows)), states)
+
+    def count_windows(self, n: int) -> bool:
+        """Count ``n`` newly scored windows; return True when an update or warm-up is due."""
+        before = self.windows_seen
+        self.windows_seen += n
+        learning = self.config.learning
+        if not self.warm:
+            return self.windows_seen >= learning.warmup_windows
+        every = learning.update_every_windows
+        return every > 0 and before // every != self.windows_seen // every
+
+    def windows_until_due(self) -> int:
+        """Windows that can still be scored before the next warm-up or update is due."""
+        learning = self.config.learning
+        if not self.warm:
+            return max(learning.warmup_windows - self.windows_seen, 1)
+        every = learning.update_every_windows
+        if every <= 0:
+            return 1 << 30
+        return every - self.windows_seen % every
+
+    def learn(self) -> None:
+        """Run the warm-up fit or one online update, whichever is due."""
+        if not self.warm:
+            self.warmup()
+        else:
+            self.update()
+
+    def warmup(self) -> None:
+        """Fit on the collected windows: batch-norm statistics, detector constants, epochs."""
+        learning = self.config.learning
+        windows, states = self.buffer.windows[: self.buffer.size], self.buffer.states[: self.buffer.size]
+        logger.info(
+            "warm-up: fitting on %d windows for %d epochs", windows.shape[0], learning.warmup_epochs
+        )
+        chunks = range(0, windows.shape[0], learning.batch_size)
+        with torch.no_grad():
+            self._refresh_batch_norm(windows, states)
+            features = torch.cat(
+                [self._features(windows[i : i + learning.batch_size], states[i : i + learning.batch_size])[0] for i in chunks]
+            )
+            self.detector.initialize(features)
+        for _ in range(learning.warmup_epochs):
+            order = torch.randperm(windows.shape[0], generator=self.generator)
+            for start in chunks:
+                index = order[start : start + learning.batch_size]
+                if index.numel() > 1:
+                    self._step(windows[index], states[index])
+        self.warm = True
+        logger.info("warm-up done after %d windows; last loss %.4g", self.windows_seen, self.last_loss)
+
+    def _refresh_batch_norm(self, windows: torch.Tensor, states: torch.Tensor) -> None:
+        norms = [m for m in self.encoder.modules() if isinstance(m, nn.BatchNorm1d)]
+        for norm in norms:
+            norm.reset_running_stats()
+            norm.momentum = None  # cumulative average over the warm-up windows
+        self.encoder.train()
+        for start in range(0, windows.shape[0], self.config.learning.batch_size):
+            stop = start + self.config.learning.batch_size
+            self._features(windows[start:stop], states[start:stop])
+        for norm in norms:
+            norm.momentum = 0.1
+        self._eval()
+
+    def update(self) -> None:
+        """One gradient step on a sample of the replay buffer."""
+        if self.buffer.size < 2:
+            return
+        windows, states = self.buffer.sample(self.config.learning.batch_size, self.generator)
+        self._step(windows, states)
+
+    def _step(self, windows: torch.Tensor, states: torch.Tensor) -> None:
+        self.encoder.train()
+        self.detector.train()
+        try:
+            self.optimizer.zero_grad(set_to_none=True)
+            features, _ = self._features(windows, states)
+            loss = self.detector.objective(features).mean()
+            loss.backward()
+            parameters = [p for group in self.optimizer.param_groups for p in group["params"]]
+            norm = torch.nn.utils.clip_grad_norm_(parameters, self.config.learning.max_grad_norm)
+            if not (torch.isfinite(loss) and torch.isfinite(norm)):
+                self.optimizer.zero_grad(set_to_none=True)
+                self.skipped_updates += 1
+                logger.warning(
+                    "skipped an update: loss %s, gradient norm %s are not finite", float(loss), float(norm)
+                )
+                return
+            self.optimizer.step()
+            if type(self.detector).after_step is not Detector.after_step:
+                with torch.no_grad():
+                    self.detector.after_step(self._features(windows, states)[0])
+            self.updates += 1
+            self.last_loss = float(loss.detach())
+        finally:
+            self._eval()
+
+    # -- checkpoints ------------------------------------------------------------------------
+
+    def state_dict(self) -> dict:
+        return {
+            "encoder": self.encoder.state_dict(),
+            "detector": self.detector.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "buffer": self.buffer.state_dict(),
+            "generator": self.generator.get_state(),
+            "warm": self.warm,
+            "windows_seen": self.windows_seen,
+            "updates": self.updates,
+            "skipped_updates": self.skipped_updates,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.encoder.load_state_dict(state["encoder"])
+        self.detector.load_state_dict(state["detector"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.buffer.load_state_dict(state["buffer"])
+        self.generator.set_state(state["generator"])
+        self.warm = bool(state["warm"])
+        self.windows_seen = int(state["windows_seen"])
+        self.updates = int(state["updates"])
+        self.skipped_updates = int(state["skipped_updates"])
+        self._eval()

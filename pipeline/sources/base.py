@@ -1,0 +1,68 @@
+"""What every source yields, and the base class of the sources."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(slots=True)
+class SourceItem:
+    """One raw record as read, before decoding.
+
+    ``payload`` is a mapping (already parsed) or ``str``/``bytes`` holding one JSON object.
+    ``position`` is JSON-serialisable and identifies the item within its source; a checkpoint
+    stores the position of the last processed item so a resumed run skips what it has seen.
+    ``key`` overrides the record's stream key (a Kafka message key) when not None.
+    """
+
+    payload: Any
+    position: Any
+    key: str | None = None
+
+
+class Source:
+    """A stream of :class:`SourceItem`; ``None`` in the stream means "nothing available now".
+
+    Subclasses set ``name`` (for logs and dead letters) and ``total`` (records expected, or None
+    when unknown, for the progress bar).
+    """
+
+    name = "source"
+    total: int | None = None
+
+    def __iter__(self) -> Iterator[SourceItem | None]:
+        raise NotImplementedError
+
+    def seek(self, position: Any) -> None:
+        """Skip every item up to and including ``position`` (a checkpoint's position)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot resume from a position")
+
+    def commit(self, position: Any) -> None:  # noqa: B027 - optional for replayed files
+        """Acknowledge every item up to ``position``; called after a checkpoint is written."""
+
+    def close(self) -> None:  # noqa: B027 - optional
+        """Release files, sockets and threads."""
+
+
+class CountingSource(Source):
+    """A source whose position is the 1-based index of the item; resuming skips that many."""
+
+    def __init__(self) -> None:
+        self._skip = 0
+
+    def seek(self, position: Any) -> None:
+        if not isinstance(position, int) or position < 0:
+            raise ValueError(f"position {position!r} is not a record count for {self.name}")
+        self._skip = position
+
+    def _items(self) -> Iterator[Any]:
+        raise NotImplementedError
+
+    def __iter__(self) -> Iterator[SourceItem | None]:
+        skip = self._skip
+        for index, payload in enumerate(self._items(), start=1):
+            if index <= skip:
+                continue
+            yield SourceItem(payload, index)

@@ -1,0 +1,1 @@
+"""Spiking neural network layers: LIF neurons and the Spikformer encoder."""
