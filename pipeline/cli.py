@@ -1,142 +1,27 @@
-"""The ``spikewatch`` command line."""
+"""The ``spikewatch`` command line: parses arguments, configures logging, dispatches."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
-from pathlib import Path
 
-import torch
-
-from spikewatch.config import Config, load_config, parse_host_port
-from spikewatch.engine import Engine, install_signal_handlers
 from spikewatch.errors import ConfigError, SpikewatchError
-from spikewatch.metrics import PipelineMetrics
-from spikewatch.sinks import JsonlAlertSink, JsonlDeadLetterSink
-from spikewatch.sources import CsvSource, DemoSource, JsonlSource, Source, StdinSource
 
-logger = logging.getLogger("spikewatch")
-
-
-def build_source(config: Config) -> Source:
-    """Open the source named by ``source.kind``."""
-    source = config.source
-    if source.kind == "demo":
-        return DemoSource()
-    if source.kind == "csv":
-        return CsvSource(source.path)
-    if source.kind == "jsonl":
-        return JsonlSource(source.path)
-    if source.kind == "stdin":
-        return StdinSource()
-    if source.kind == "kafka":
-        from spikewatch.kafka import build_kafka_source
-
-        return build_kafka_source(config)
-    raise ConfigError(f"source.kind = {source.kind!r} has no source")
-
-
-def run_pipeline(config: Config, args: argparse.Namespace) -> int:
-    """Build the engine for ``config``, run it and print the summary."""
-    if config.runtime.torch_threads:
-        torch.set_num_threads(config.runtime.torch_threads)
-    source = build_source(config)
-    metrics = PipelineMetrics()
-    server = None
-    if config.metrics.enabled:
-        host, port = parse_host_port(config.metrics.address, option="--metrics-address")
-        try:
-            server, _ = metrics.serve(host, port)
-        except OSError as error:
-            raise SpikewatchError(
-                f"cannot serve metrics on {config.metrics.address}: {error.strerror}; "
-                "choose another --metrics-address or set metrics.enabled = false"
-            ) from None
-    engine = Engine(
-        config,
-        source,
-        alert_sinks=[JsonlAlertSink(config.alerts.path)],
-        dead_letter_sink=JsonlDeadLetterSink(config.dead_letter.path),
-        metrics=metrics,
-    )
-    install_signal_handlers(engine)
-    try:
-        summary = engine.run(max_records=args.max_records, resume=args.resume)
-    finally:
-        if server is not None:
-            server.shutdown()
-    print(summary.format(config.windows.length))
-    if args.summary_json:
-        summary.write_json(args.summary_json)
-    return 0
-
-
-def _apply_run_options(config: Config, args: argparse.Namespace) -> Config:
-    overrides: dict[str, dict] = {}
-    if args.metrics_address:
-        overrides.setdefault("metrics", {})["address"] = args.metrics_address
-    if args.no_metrics:
-        overrides.setdefault("metrics", {})["enabled"] = False
-    if args.no_progress:
-        overrides.setdefault("runtime", {})["progress"] = False
-    if getattr(args, "source", None):
-        overrides.setdefault("source", {})["kind"] = args.source
-    if getattr(args, "path", None):
-        path = Path(args.path)
-        kind = args.format or ("jsonl" if ".jsonl" in path.suffixes or ".json" in path.suffixes else "csv")
-        source = overrides.setdefault("source", {})
-        source.update(kind=kind, path=str(path))
-        for option, key in (
-            ("key_column", "key_field"),
-            ("timestamp_column", "timestamp_field"),
-            ("label_column", "label_field"),
-            ("default_key", "default_key"),
-        ):
-            if getattr(args, option) is not None:
-                source[key] = getattr(args, option)
-        if args.ignore_column:
-            source["ignore_fields"] = args.ignore_column
-    if getattr(args, "speed", None) is not None:
-        overrides.setdefault("source", {})["speed"] = args.speed
-    return config.with_overrides(overrides) if overrides else config
-
-
-def _add_run_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", metavar="PATH", help="TOML configuration (default: built-in defaults, as in config.toml)")
-    parser.add_argument("--summary-json", metavar="PATH", help="also write the end-of-run summary as JSON to PATH")
-    parser.add_argument("--metrics-address", metavar="HOST:PORT", help="serve Prometheus metrics here (default 127.0.0.1:9108)")
-    parser.add_argument("--no-metrics", action="store_true", help="do not serve metrics")
-    parser.add_argument("--resume", action="store_true", help="continue from the checkpoint at checkpoint.path")
-    parser.add_argument("--max-records", type=int, metavar="N", help="stop after reading N records (a checkpoint is written)")
-    parser.add_argument("--speed", type=float, metavar="X", help="replay at X times real time; 0 = as fast as possible")
-    parser.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
-    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="log verbosity (default INFO)")
+#: Subcommand modules under spikewatch.commands, in the order ``--help`` lists them.
+COMMANDS = ["run", "check_config"]
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="spikewatch",
-        description="Streaming anomaly monitor: spike-encoded windows, a stateful Spikformer and online detectors.",
+        description="Streaming anomaly monitor: spike-encoded windows, a stateful Spikformer "
+        "encoder and online detectors.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
-
-    run = commands.add_parser("run", help="run the pipeline on the configured source (default: the built-in demo stream)")
-    _add_run_options(run)
-    run.add_argument("--source", choices=["demo", "csv", "jsonl", "stdin", "kafka"], help="override source.kind")
-
-    replay = commands.add_parser("replay", help="replay a recorded CSV or JSON-lines file through the pipeline")
-    replay.add_argument("path", help="CSV or JSON-lines file (optionally .gz)")
-    replay.add_argument("--format", choices=["csv", "jsonl"], help="file format (default: from the file name)")
-    replay.add_argument("--key-column", help="column holding the stream key (default: one key for the whole file)")
-    replay.add_argument("--default-key", help="stream key when there is no key column (default: 'default')")
-    replay.add_argument("--timestamp-column", help="column holding the timestamp (default: 'timestamp')")
-    replay.add_argument("--label-column", help="column holding a 0/1 anomaly label")
-    replay.add_argument("--ignore-column", action="append", help="column that is not a channel; repeatable")
-    _add_run_options(replay)
-
-    check = commands.add_parser("check-config", help="validate a configuration file and exit")
-    check.add_argument("path", nargs="?", default="config.toml", help="file to check (default: config.toml)")
+    for name in COMMANDS:
+        importlib.import_module(f"spikewatch.commands.{name}").add_parsers(commands)
     return parser
 
 
@@ -148,12 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
     )
     try:
-        if args.command == "check-config":
-            load_config(args.path)
-            print(f"{args.path}: valid")
-            return 0
-        config = _apply_run_options(load_config(args.config), args)
-        return run_pipeline(config, args)
+        return args.handler(args)
     except ConfigError as error:
         print(f"spikewatch: {error}", file=sys.stderr)
         return 2

@@ -55,7 +55,6 @@ class ValidationConfig(_Section):
 class WindowConfig(_Section):
     length: int = Field(32, ge=2, le=4096)
     stride: int = Field(8, ge=1)
-    max_span_s: float = Field(0.0, ge=0.0)
     max_keys: int = Field(100_000, ge=1)
 
     @model_validator(mode="after")

@@ -1,0 +1,1 @@
+"""One module per ``spikewatch`` subcommand; each defines ``add_parsers`` and ``main``."""
