@@ -10,7 +10,7 @@ import sys
 from spikewatch.errors import ConfigError, SpikewatchError
 
 #: Subcommand modules under spikewatch.commands, in the order ``--help`` lists them.
-COMMANDS = ["run", "check_config"]
+COMMANDS = ["run", "check_config", "produce", "evaluate"]
 
 
 def build_parser() -> argparse.ArgumentParser:

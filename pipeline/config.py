@@ -52,6 +52,31 @@ class ValidationConfig(_Section):
     max_lateness_s: float = Field(0.0, ge=0.0)
 
 
+class LogsConfig(_Section):
+    format: str = ""
+    timestamp_format: str = ""
+    key_field: str = ""
+    normal_label: str = "-"
+    bucket_seconds: float = Field(60.0, gt=0.0)
+    max_empty_buckets: int = Field(0, ge=0)
+    template_channels: int = Field(32, ge=1, le=4096)
+    similarity_threshold: float = Field(0.4, gt=0.0, le=1.0)
+    tree_depth: int = Field(4, ge=3)
+
+    @model_validator(mode="after")
+    def _format_parses(self) -> LogsConfig:
+        if self.format:
+            from spikewatch.logs.formats import LogFormat
+
+            fields = LogFormat(self.format).fields
+            if self.key_field and self.key_field not in fields:
+                raise ValueError(
+                    f"logs.key_field = {self.key_field!r} is not a field of logs.format; "
+                    f"choose one of {fields}"
+                )
+        return self
+
+
 class WindowConfig(_Section):
     length: int = Field(32, ge=2, le=4096)
     stride: int = Field(8, ge=1)
@@ -108,11 +133,12 @@ class LearningConfig(_Section):
     warmup_epochs: int = Field(20, ge=0)
     learning_rate: float = Field(1e-3, gt=0.0)
     weight_decay: float = Field(1e-6, ge=0.0)
-    batch_size: int = Field(64, ge=1)
-    update_every_windows: int = Field(16, ge=0)
+    batch_size: int = Field(32, ge=1)
+    update_every_windows: int = Field(64, ge=0)
     replay_buffer_size: int = Field(1024, ge=1)
     contamination: float = Field(0.05, ge=0.0, lt=1.0)
     max_grad_norm: float = Field(5.0, gt=0.0)
+    reconstruction_weight: float = Field(1.0, ge=0.0)
 
 
 class ThresholdConfig(_Section):
@@ -146,10 +172,78 @@ class DeadLetterConfig(_Section):
 class MetricsConfig(_Section):
     enabled: bool = True
     address: str = "127.0.0.1:9108"
+    worker: str = ""
+    key_series_max: int = Field(20, ge=0)
+    key_series_allow: list[str] = []
+    key_series_refresh_s: float = Field(15.0, gt=0.0)
 
     @model_validator(mode="after")
     def _address_is_host_port(self) -> MetricsConfig:
         parse_host_port(self.address, option="metrics.address")
+        return self
+
+
+class AlertmanagerConfig(_Section):
+    url: str = ""
+    severity: str = Field("warning", min_length=1)
+    resend_interval_s: float = Field(60.0, gt=0.0)
+    timeout_s: float = Field(5.0, gt=0.0)
+    retry_backoff_s: float = Field(1.0, gt=0.0)
+    retry_backoff_max_s: float = Field(60.0, gt=0.0)
+    queue_size: int = Field(10_000, ge=1)
+    state_path: str = ""
+
+    @model_validator(mode="after")
+    def _url_is_http(self) -> AlertmanagerConfig:
+        if self.url and not self.url.startswith(("http://", "https://")):
+            raise ValueError(
+                f"alertmanager.url = {self.url!r} must start with http:// or https:// "
+                "(or be empty to disable the Alertmanager sink)"
+            )
+        if self.retry_backoff_max_s < self.retry_backoff_s:
+            raise ValueError(
+                f"alertmanager.retry_backoff_max_s = {self.retry_backoff_max_s} is below "
+                f"alertmanager.retry_backoff_s = {self.retry_backoff_s}"
+            )
+        return self
+
+
+class KafkaConfig(_Section):
+    bootstrap_servers: list[str] = Field(["127.0.0.1:9092"], min_length=1)
+    topics: list[str] = Field(["spikewatch-records"], min_length=1)
+    group_id: str = Field("spikewatch", min_length=1)
+    key_from: Literal["message_key", "record"] = "message_key"
+    alerts_topic: str = ""
+    dead_letter_topic: str = ""
+    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    max_poll_interval_ms: int = Field(300_000, ge=1000)
+    session_timeout_ms: int = Field(45_000, ge=1000)
+    heartbeat_interval_ms: int = Field(3000, ge=100)
+    poll_timeout_ms: int = Field(500, ge=10)
+    max_poll_records: int = Field(500, ge=1)
+    idle_timeout_s: float = Field(0.0, ge=0.0)
+    request_timeout_ms: int = Field(30_000, ge=1000)
+    backoff_initial_ms: int = Field(500, ge=1)
+    backoff_max_ms: int = Field(30_000, ge=1)
+    delivery_timeout_s: float = Field(120.0, gt=0.0)
+    worker_id: str = ""
+
+    @model_validator(mode="after")
+    def _consistent_timeouts(self) -> KafkaConfig:
+        for address in self.bootstrap_servers:
+            parse_host_port(address, option="kafka.bootstrap_servers")
+        if self.heartbeat_interval_ms >= self.session_timeout_ms:
+            raise ValueError(
+                f"kafka.heartbeat_interval_ms = {self.heartbeat_interval_ms} must be below "
+                f"kafka.session_timeout_ms = {self.session_timeout_ms} (a third of it is usual)"
+            )
+        if self.backoff_max_ms < self.backoff_initial_ms:
+            raise ValueError(
+                f"kafka.backoff_max_ms = {self.backoff_max_ms} is below "
+                f"kafka.backoff_initial_ms = {self.backoff_initial_ms}"
+            )
+        if any(not topic for topic in self.topics):
+            raise ValueError(f"kafka.topics = {self.topics!r} contains an empty topic name")
         return self
 
 
@@ -169,6 +263,7 @@ class Config(_Section):
 
     source: SourceConfig = SourceConfig()
     validation: ValidationConfig = ValidationConfig()
+    logs: LogsConfig = LogsConfig()
     windows: WindowConfig = WindowConfig()
     encoding: EncodingConfig = EncodingConfig()
     encoder: EncoderConfig = EncoderConfig()
@@ -178,6 +273,8 @@ class Config(_Section):
     alerts: AlertConfig = AlertConfig()
     dead_letter: DeadLetterConfig = DeadLetterConfig()
     metrics: MetricsConfig = MetricsConfig()
+    alertmanager: AlertmanagerConfig = AlertmanagerConfig()
+    kafka: KafkaConfig = KafkaConfig()
     checkpoint: CheckpointConfig = CheckpointConfig()
     runtime: RuntimeConfig = RuntimeConfig()
 

@@ -14,6 +14,11 @@ Ordering guarantees of a checkpoint, in this order:
 
 A crash before step 3 replays records from the previous checkpoint; replayed windows give the
 same alert ids, which the sinks drop, so no alert is lost and none is written twice.
+
+A partitioned source (Kafka) moves partitions, and the keys they carry, between the workers of a
+group. When the group revokes partitions, :meth:`Engine.partitions_revoked` runs the same four
+steps for every key before the revoked keys are forgotten, so the next owner restores exactly
+the state that covers the committed offsets (:meth:`Engine.partitions_assigned`).
 """
 
 from __future__ import annotations
@@ -135,7 +140,6 @@ class Engine:
         self.summary = RunSummary()
         self.position: Any = None
         self._pending: list[_PendingWindow] = []
-        self._pending_keys: set[str] = set()
         self._latencies: list[float] = []
         self._stop = threading.Event()
         self._stopped_by = "end of stream"
@@ -144,6 +148,8 @@ class Engine:
         self._open_alerts = 0
         self._keys_ready = 0
         self._skipped_reported = 0
+        self.checkpoint_path = source.checkpoint_path(config.checkpoint.path)
+        source.bind(self, self.metrics)
 
     # -- set-up -----------------------------------------------------------------------------
 
@@ -189,6 +195,10 @@ class Engine:
 
     def _on_evict(self, state: KeyState) -> None:
         self.metrics.keys_evicted.inc()
+        self._forget(state)
+
+    def _forget(self, state: KeyState) -> None:
+        """Take a key that leaves the table out of the ready and open-alert counts."""
         if state.threshold.ready:
             self._keys_ready -= 1
         if state.alert.open_alert is not None:
@@ -203,8 +213,10 @@ class Engine:
 
     def run(self, *, max_records: int | None = None, resume: bool = False) -> RunSummary:
         """Process the source until it ends, ``max_records`` are read or a stop is requested."""
-        if resume:
-            self.restore(load_checkpoint(self.config.checkpoint.path))
+        if resume and self.source.partitioned:
+            logger.info("--resume ignored: %s restores each partition's state when it is assigned", self.source.name)
+        elif resume:
+            self.restore(load_checkpoint(self.checkpoint_path))
         started = time.perf_counter()
         records_at_start = self.summary.records
         progress = self._progress_bar()
@@ -223,6 +235,8 @@ class Engine:
                 self._maybe_checkpoint()
                 if self._stop.is_set():
                     break
+            else:
+                self._stopped_by = self.source.end_reason
             self._flush()
             self.checkpoint()
         finally:
@@ -244,6 +258,8 @@ class Engine:
         if self.model is None:
             self._start_model(self.decoder.channels)
         state = self.keys.get(record.key)
+        if item.partition is not None and state.partition != item.partition:
+            self._follow_partition(state, item.partition)
         try:
             check_order(record, state.newest_timestamp, self.config.validation.max_lateness_s)
         except InvalidRecord as error:
@@ -288,13 +304,9 @@ class Engine:
             )
 
     def _enqueue(self, state: KeyState, record: Record, read_at: float) -> None:
-        # A key's next window needs the membrane its previous window leaves behind.
-        if state.key in self._pending_keys:
-            self._flush()
         self._pending.append(
             _PendingWindow(state, state.cut_window(), record.timestamp, record.label, read_at)
         )
-        self._pending_keys.add(state.key)
         limit = min(self.config.runtime.max_batch_windows, self.model.windows_until_due())
         if len(self._pending) >= limit:
             self._flush()
@@ -306,17 +318,14 @@ class Engine:
         if not self._pending:
             return
         pending, self._pending = self._pending, []
-        self._pending_keys.clear()
         model = self.model
+        scores, start_states, firing_rate = self._score_chained(pending)
         windows = np.stack([p.window for p in pending])
-        start_states = torch.stack([p.state.membrane for p in pending])
-        scored = model.score(windows, start_states)
         learnable = []
         contamination = self.config.learning.contamination
         for index, window in enumerate(pending):
             state = window.state
-            state.membrane = scored.states[index].clone()
-            score = float(scored.scores[index])
+            score = float(scores[index])
             alert, threshold, normal = None, None, True
             if model.warm:
                 threshold = state.threshold.threshold()
@@ -339,7 +348,38 @@ class Engine:
             model.learn()
             self.metrics.model_updates.inc(model.updates - updates_before)
             self.metrics.training_loss.set(model.last_loss)
-        self._update_metrics(pending, scored.scores, scored.firing_rate)
+        self._update_metrics(pending, scores, firing_rate)
+
+    def _score_chained(self, pending: list[_PendingWindow]) -> tuple[np.ndarray, torch.Tensor, float]:
+        """Score pending windows; return scores and start states in arrival order, and firing rate.
+
+        Keys with the same number of pending windows are scored together, each key's windows
+        chained in time, so a key's backlog costs one forward pass rather than one per window.
+        Each key's membrane is left at the state after its last window.
+        """
+        by_key: dict[str, list[int]] = {}
+        for index, window in enumerate(pending):
+            by_key.setdefault(window.state.key, []).append(index)
+        groups: dict[int, list[list[int]]] = {}
+        for indices in by_key.values():
+            groups.setdefault(len(indices), []).append(indices)
+
+        scores = np.empty(len(pending))
+        start_states = torch.empty(len(pending), self.model.state_size)
+        rates, weights = [], []
+        for count, members in groups.items():
+            keys = [pending[indices[0]].state for indices in members]
+            windows = np.stack([[pending[i].window for i in indices] for indices in members], axis=1)
+            starts = torch.stack([state.membrane for state in keys])
+            scored = self.model.score(windows, starts)
+            for column, indices in enumerate(members):
+                for step, index in enumerate(indices):
+                    scores[index] = scored.scores[step, column]
+                    start_states[index] = starts[column] if step == 0 else scored.states[step - 1, column]
+                keys[column].membrane = scored.states[count - 1, column].clone()
+            rates.append(scored.firing_rate)
+            weights.append(count * len(members))
+        return scores, start_states, float(np.average(rates, weights=weights))
 
     def _decide(self, state: KeyState, window: _PendingWindow, score: float, threshold: float) -> Alert | None:
         alert = self.policy.observe(
@@ -422,6 +462,16 @@ class Engine:
         metrics.model_updates_skipped.inc(self.model.skipped_updates - self._skipped_reported)
         self._skipped_reported = self.model.skipped_updates
 
+    def open_alerts(self) -> list[Alert]:
+        """Return the firing alert of every live key that has one, as the sinks received it."""
+        if self.keys is None:
+            return []
+        return [
+            self.policy._alert(state.key, state.alert.open_alert, "firing", end=None)
+            for state in self.keys
+            if state.alert.open_alert is not None
+        ]
+
     # -- checkpoints ------------------------------------------------------------------------
 
     def _maybe_checkpoint(self) -> None:
@@ -442,7 +492,8 @@ class Engine:
             sink.flush()
         self.dead_letter_sink.flush()
         # Step 3: atomic write of model, keys and position.
-        path = save_checkpoint(self.config.checkpoint.path, self.state_dict())
+        state = self.state_dict()
+        path = save_checkpoint(self.checkpoint_path, state)
         self._last_checkpoint = time.monotonic()
         self.metrics.checkpoints.inc()
         self.metrics.checkpoint_timestamp.set(time.time())
@@ -451,7 +502,7 @@ class Engine:
             "checkpoint written to %s: %d keys, source position %s", path, len(self.keys), self.position
         )
         # Step 4: the source may now forget what the checkpoint covers.
-        self.source.commit(self.position)
+        self.source.commit(state["source"]["position"])
 
     def state_dict(self) -> dict:
         summary = self.summary
@@ -461,7 +512,8 @@ class Engine:
             "channels": list(self.decoder.channels),
             "model": self.model.state_dict(),
             "keys": [state.to_dict() for state in self.keys],
-            "source": {"name": self.source.name, "position": self.position},
+            "source": {"name": self.source.name, "position": self.source.checkpoint_position(self.position)},
+            "written_at": time.time(),
             "totals": {
                 "records": summary.records,
                 "records_accepted": summary.records_accepted,
@@ -474,8 +526,8 @@ class Engine:
             "window_log": self.window_log.state_dict(),
         }
 
-    def restore(self, state: dict) -> None:
-        """Continue from a checkpoint written by :meth:`checkpoint` under a compatible config."""
+    def _check_restorable(self, state: dict, origin: str, remedy: str) -> None:
+        """Raise CheckpointError unless ``state`` was written under this model configuration."""
         current = {s: getattr(self.config, s).model_dump() for s in MODEL_SECTIONS}
         saved = state["model_config"]
         differences = [
@@ -486,9 +538,9 @@ class Engine:
         ]
         if differences:
             raise CheckpointError(
-                f"checkpoint {self.config.checkpoint.path} was written with another model "
+                f"checkpoint {origin} was written with another model "
                 "configuration: " + "; ".join(differences)
-                + ". Restore those values, or run without --resume to start from scratch."
+                + f". Restore those values, or {remedy}."
             )
         channels = tuple(state["channels"])
         if self.decoder.channels and self.decoder.channels != channels:
@@ -496,18 +548,31 @@ class Engine:
                 f"checkpoint channels {list(channels)} differ from validation.channels "
                 f"{list(self.decoder.channels)}"
             )
+
+    def _restore_model(self, state: dict, origin: str) -> None:
+        channels = tuple(state["channels"])
         self.decoder.channels = channels
         self._start_model(channels)
         try:
             self.model.load_state_dict(state["model"])
-            for saved_key in state["keys"]:
+        except (KeyError, ValueError, RuntimeError) as error:
+            raise CheckpointError(f"checkpoint {origin} does not match this model: {error}") from None
+
+    def _restore_keys(self, saved_keys: list[dict], origin: str) -> None:
+        try:
+            for saved_key in saved_keys:
                 key_state = self._new_key_state(saved_key["key"])
                 key_state.load_dict(saved_key)
                 self.keys.put(key_state)
         except (KeyError, ValueError, RuntimeError) as error:
-            raise CheckpointError(
-                f"checkpoint {self.config.checkpoint.path} does not match this model: {error}"
-            ) from None
+            raise CheckpointError(f"checkpoint {origin} does not match this model: {error}") from None
+
+    def restore(self, state: dict) -> None:
+        """Continue from a checkpoint written by :meth:`checkpoint` under a compatible config."""
+        origin = self.checkpoint_path
+        self._check_restorable(state, origin, "run without --resume to start from scratch")
+        self._restore_model(state, origin)
+        self._restore_keys(state["keys"], origin)
         self._open_alerts = sum(1 for s in self.keys if s.alert.open_alert is not None)
         self._keys_ready = sum(1 for s in self.keys if s.threshold.ready)
         self._skipped_reported = self.model.skipped_updates
@@ -528,11 +593,70 @@ class Engine:
             self.source.seek(self.position)
         logger.info(
             "resumed from %s: %d keys, %d records already processed, source position %s",
-            self.config.checkpoint.path,
+            self.checkpoint_path,
             len(self.keys),
             self.summary.records,
             self.position,
         )
+
+    # -- partitions -------------------------------------------------------------------------
+
+    def partitions_revoked(self, partitions: list[str]) -> None:
+        """Checkpoint every key, then forget the keys of ``partitions``.
+
+        The checkpoint runs steps 1-4 of the module docstring, so the revoked partitions'
+        offsets are committed only after the state that covers them is on disk. The next owner
+        restores that state and continues from those offsets.
+        """
+        self.checkpoint()
+        if self.keys is None:
+            return
+        revoked = set(partitions)
+        dropped = 0
+        for state in self.keys:
+            if state.partition in revoked:
+                self._forget(self.keys.pop(state.key))
+                dropped += 1
+        self.metrics.active_keys.set(len(self.keys))
+        logger.info("partitions %s revoked: checkpointed and released %d keys", sorted(revoked), dropped)
+
+    def partitions_assigned(self, saved: dict[str, dict | None]) -> None:
+        """Restore the keys of newly assigned partitions from their newest checkpoints.
+
+        ``saved`` maps each partition to the newest checkpoint that holds it, or None when no
+        checkpoint does. Only the keys of that partition are taken from it. A worker that has no
+        model yet also takes the model of the newest of these checkpoints.
+        """
+        found = {partition: state for partition, state in saved.items() if state is not None}
+        if not found:
+            return
+        origin = f"of partition(s) {sorted(found)}"
+        for state in found.values():
+            self._check_restorable(state, origin, "move the group's checkpoint directory away")
+        if self.model is None:
+            self._restore_model(max(found.values(), key=lambda state: state["written_at"]), origin)
+        restored = 0
+        for partition, state in found.items():
+            keys = [key for key in state["keys"] if key.get("partition") == partition]
+            self._restore_keys(keys, origin)
+            restored += len(keys)
+        self._open_alerts = sum(1 for s in self.keys if s.alert.open_alert is not None)
+        self._keys_ready = sum(1 for s in self.keys if s.threshold.ready)
+        self.metrics.active_keys.set(len(self.keys))
+        logger.info("partitions %s assigned: restored %d keys from their checkpoints", sorted(found), restored)
+
+    def _follow_partition(self, state: KeyState, partition: str) -> None:
+        """Move a key's state to the partition its records now arrive on."""
+        if state.partition is not None:
+            logger.warning(
+                "key %r moved from partition %s to %s; its state now follows %s. Produce records "
+                "with the stream key as message key so that each key stays in one partition",
+                state.key,
+                state.partition,
+                partition,
+                partition,
+            )
+        state.partition = partition
 
     # -- the end ----------------------------------------------------------------------------
 

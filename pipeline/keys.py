@@ -35,6 +35,9 @@ class KeyState:
         Rows not yet merged into the scaler; merged when the next window is cut.
     membrane
         Flat LIF membrane state ``[state_size]`` carried from one window of this key to the next.
+    partition
+        The source partition whose records carry this key (``"topic:3"``), or None for sources
+        without partitions; the key's state moves between workers with that partition.
     """
 
     __slots__ = (
@@ -49,6 +52,7 @@ class KeyState:
         "membrane",
         "threshold",
         "alert",
+        "partition",
     )
 
     def __init__(
@@ -71,6 +75,7 @@ class KeyState:
         self.membrane = membrane
         self.threshold = threshold
         self.alert = AlertState()
+        self.partition: str | None = None
 
     def push(self, timestamp: float, row: tuple[float, ...], *, stride: int) -> bool:
         """Append one accepted row; return True when it completes a window."""
@@ -123,6 +128,7 @@ class KeyState:
             "membrane": self.membrane.clone(),
             "threshold": self.threshold.to_dict(),
             "alert": self.alert.to_dict(),
+            "partition": self.partition,
         }
 
     def load_dict(self, state: dict) -> None:
@@ -146,6 +152,7 @@ class KeyState:
         self.membrane = membrane.clone()
         self.threshold.load_dict(state["threshold"])
         self.alert = AlertState.from_dict(state["alert"])
+        self.partition = state.get("partition")
 
 
 class KeyTable:

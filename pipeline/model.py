@@ -50,9 +50,11 @@ class _FlattenEncoder(nn.Module):
 
     state_size = 0
 
-    def forward(self, x: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        # x is [T, B, C, L] with identical steps for direct coding; one step is the window.
-        return x[0].flatten(1), state
+    def forward(
+        self, x: torch.Tensor, state: torch.Tensor, *, windows: int = 1
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        # x is [windows, B, C, L]: direct coding with one time step, so each step is a window.
+        return x.flatten(2), state.unsqueeze(0).expand(windows, *state.shape)
 
     def initial_state(self, batch_size: int) -> torch.Tensor:
         return torch.zeros(batch_size, 0)
@@ -107,7 +109,7 @@ class ReplayBuffer:
 
 @dataclass(slots=True)
 class ScoredBatch:
-    """Scores ``[B]`` of a batch of windows and the membrane state after each ``[B, S]``."""
+    """Scores of a batch of windows and the membrane state after each window."""
 
     scores: np.ndarray
     states: torch.Tensor
@@ -157,8 +159,9 @@ class StreamModel:
                 v_threshold=enc.v_threshold,
                 surrogate_alpha=enc.surrogate_alpha,
                 spiking=enc.kind == "spikformer",
+                reconstruct_channels=channels,
             )
-            n_features = enc.embed_dim
+            n_features = self.encoder.feature_dim
         self.detector = build_detector(config, n_features)
         self.state_size = self.encoder.state_size
         self.optimizer = torch.optim.Adam(
@@ -186,16 +189,33 @@ class StreamModel:
         self.detector.eval()
 
     def _features(self, windows: torch.Tensor, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.encoder(self.spike_encoder(windows), states)
+        """Features ``[B, F]`` of one window per sample and the membrane state after it."""
+        features, new_states = self.encoder(self.spike_encoder(windows), states)
+        return features[0], new_states[0]
 
     @torch.no_grad()
     def score(self, windows: np.ndarray, states: torch.Tensor) -> ScoredBatch:
-        """Score scaled windows ``[B, L, C]`` from membrane states ``[B, S]``; no learning."""
-        x = torch.from_numpy(windows)
-        features, new_states = self._features(x, states)
-        scores = self.detector.anomaly_score(features).double().numpy()
+        """Score scaled windows without learning.
+
+        ``windows`` is ``[W, B, L, C]``: W consecutive windows of each of B keys, chained
+        through the membrane states ``[B, S]`` the keys start from. Returns scores ``[W, B]``
+        and the state after each window, ``[W, B, S]``. A ``[B, L, C]`` array is one window per
+        key, and gives scores ``[B]`` and states ``[B, S]``.
+        """
+        single = windows.ndim == 3
+        if single:
+            windows = windows[None]
+        count, batch, length, channels = windows.shape
+        x = self.spike_encoder(torch.from_numpy(windows).reshape(count * batch, length, channels))
+        # [T, W·B, C_in, L] -> [W·T, B, C_in, L]: each key's windows follow one another in time.
+        x = x.reshape(x.shape[0], count, batch, *x.shape[2:]).transpose(0, 1).flatten(0, 1)
+        features, new_states = self.encoder(x, states, windows=count)
+        scores = self.detector.anomaly_score(features.flatten(0, 1)).double().numpy()
         # An untrained or diverged model must still give a number the policy can compare.
         scores = np.nan_to_num(scores, nan=0.0, posinf=np.finfo(np.float32).max)
+        scores = scores.reshape(count, batch)
+        if single:
+            return ScoredBatch(scores[0], new_states[0], self.encoder.firing_rate())
         return ScoredBatch(scores, new_states, self.encoder.firing_rate())
 
     # -- learning ---------------------------------------------------------------------------
@@ -282,7 +302,11 @@ class StreamModel:
             self.optimizer.zero_grad(set_to_none=True)
             features, _ = self._features(windows, states)
             loss = self.detector.objective(features).mean()
-            loss.backward()
+            weight = self.config.learning.reconstruction_weight
+            if weight > 0 and hasattr(self.encoder, "reconstruction_loss"):
+                (loss + weight * self.encoder.reconstruction_loss(features, windows)).backward()
+            else:
+                loss.backward()
             parameters = [p for group in self.optimizer.param_groups for p in group["params"]]
             norm = torch.nn.utils.clip_grad_norm_(parameters, self.config.learning.max_grad_norm)
             if not (torch.isfinite(loss) and torch.isfinite(norm)):

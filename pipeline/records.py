@@ -37,7 +37,25 @@ DEAD_LETTER_REASONS = (
     "unknown_channel",
     "no_channels",
     "invalid_label",
+    "invalid_log_line",
 )
+
+
+class UnparsedLine(str):
+    """Raw text that a source could not turn into a record, such as a log line off its format.
+
+    The decoder dead-letters it with ``reason`` and ``detail``; the text is the dead letter's
+    payload, so the line is kept as it was read.
+    """
+
+    reason: str
+    detail: str
+
+    def __new__(cls, text: str, reason: str, detail: str) -> UnparsedLine:
+        line = super().__new__(cls, text)
+        line.reason = reason
+        line.detail = detail
+        return line
 
 
 @dataclass(slots=True, frozen=True)
@@ -167,6 +185,8 @@ class RecordDecoder:
         ``raw`` is a mapping, or ``str``/``bytes`` holding one JSON object. ``key``, when given,
         ``key_override``, when given, is the stream key (a Kafka message key) and replaces any key field.
         """
+        if isinstance(raw, UnparsedLine):
+            raise InvalidRecord(raw.reason, raw.detail)
         if isinstance(raw, (str, bytes, bytearray)):
             try:
                 raw = json.loads(raw)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import socket
 from pathlib import Path
 
 import torch
@@ -10,13 +12,17 @@ import torch
 from spikewatch.config import Config, load_config, parse_host_port
 from spikewatch.engine import Engine, install_signal_handlers
 from spikewatch.errors import ConfigError, SpikewatchError
-from spikewatch.metrics import PipelineMetrics
-from spikewatch.sinks import JsonlAlertSink, JsonlDeadLetterSink
+from spikewatch.metrics import KeySeries, PipelineMetrics
+from spikewatch.sinks import AlertmanagerSink, AlertSink, JsonlAlertSink, JsonlDeadLetterSink
 from spikewatch.sources import CsvSource, DemoSource, JsonlSource, Source, StdinSource
 
 
 def build_source(config: Config) -> Source:
     """Open the source named by ``source.kind``."""
+    if config.logs.format:
+        from spikewatch.logs.source import build_log_source
+
+        return build_log_source(config)
     source = config.source
     if source.kind == "demo":
         return DemoSource()
@@ -31,6 +37,27 @@ def build_source(config: Config) -> Source:
 
         return build_kafka_source(config)
     raise ConfigError(f"source.kind = {source.kind!r} has no source")
+
+
+def build_alert_sinks(config: Config, metrics: PipelineMetrics) -> list[AlertSink]:
+    """Open the JSON-lines alert sink, and the Alertmanager sink when ``alertmanager.url`` is set."""
+    sinks: list[AlertSink] = [JsonlAlertSink(config.alerts.path)]
+    alertmanager = config.alertmanager
+    if alertmanager.url:
+        sinks.append(
+            AlertmanagerSink(
+                alertmanager.url,
+                metrics=metrics,
+                severity=alertmanager.severity,
+                resend_interval_s=alertmanager.resend_interval_s,
+                timeout_s=alertmanager.timeout_s,
+                retry_backoff_s=alertmanager.retry_backoff_s,
+                retry_backoff_max_s=alertmanager.retry_backoff_max_s,
+                queue_size=alertmanager.queue_size,
+                state_path=alertmanager.state_path or config.checkpoint.path + ".alertmanager.json",
+            )
+        )
+    return sinks
 
 
 def run_pipeline(config: Config, args: argparse.Namespace) -> int:
@@ -49,13 +76,35 @@ def run_pipeline(config: Config, args: argparse.Namespace) -> int:
                 f"cannot serve metrics on {config.metrics.address}: {error.strerror}; "
                 "choose another --metrics-address or set metrics.enabled = false"
             ) from None
+    worker = config.metrics.worker or f"{socket.gethostname()}:{os.getpid()}"
+    metrics.worker_info.labels(worker=worker).set(1)
+    key_series = KeySeries(
+        metrics,
+        max_keys=config.metrics.key_series_max,
+        allow=config.metrics.key_series_allow,
+        refresh_s=config.metrics.key_series_refresh_s,
+        max_tracked_keys=config.windows.max_keys,
+    )
+    alert_sinks = build_alert_sinks(config, metrics)
+    dead_letter_sink = JsonlDeadLetterSink(config.dead_letter.path)
+    if config.source.kind == "kafka":
+        from spikewatch.kafka import build_kafka_sinks
+
+        alert_sinks, dead_letter_sink = build_kafka_sinks(
+            config, source, metrics, alert_sinks=alert_sinks, dead_letter_sink=dead_letter_sink
+        )
     engine = Engine(
         config,
         source,
-        alert_sinks=[JsonlAlertSink(config.alerts.path)],
-        dead_letter_sink=JsonlDeadLetterSink(config.dead_letter.path),
+        alert_sinks=alert_sinks,
+        dead_letter_sink=dead_letter_sink,
         metrics=metrics,
+        observers=[key_series.observe],
     )
+    for sink in alert_sinks:
+        if isinstance(sink, AlertmanagerSink):
+            sink.follow(engine.open_alerts)
+            engine.observers.append(sink.observe)
     install_signal_handlers(engine)
     try:
         summary = engine.run(max_records=args.max_records, resume=args.resume)
@@ -95,6 +144,16 @@ def apply_run_options(config: Config, args: argparse.Namespace) -> Config:
             source["ignore_fields"] = args.ignore_column
     if getattr(args, "speed", None) is not None:
         overrides.setdefault("source", {})["speed"] = args.speed
+    if getattr(args, "bootstrap_servers", None):
+        overrides.setdefault("kafka", {})["bootstrap_servers"] = args.bootstrap_servers.split(",")
+    if getattr(args, "topic", None):
+        overrides.setdefault("kafka", {})["topics"] = args.topic
+    if getattr(args, "idle_timeout_s", None) is not None:
+        overrides.setdefault("kafka", {})["idle_timeout_s"] = args.idle_timeout_s
+    if getattr(args, "log_format", None):
+        overrides.setdefault("logs", {})["format"] = args.log_format
+    if getattr(args, "log_bucket_seconds", None) is not None:
+        overrides.setdefault("logs", {})["bucket_seconds"] = args.log_bucket_seconds
     return config.with_overrides(overrides) if overrides else config
 
 
@@ -107,6 +166,8 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-records", type=int, metavar="N", help="stop after reading N records (a checkpoint is written)")
     parser.add_argument("--speed", type=float, metavar="X", help="replay at X times real time; 0 = as fast as possible")
     parser.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
+    parser.add_argument("--log-format", metavar="FORMAT", help='read raw log lines split by this loghub-style format, e.g. "<Date> <Time> <Level> <Content>", and count drain3 templates per time bucket (sets logs.format)')
+    parser.add_argument("--log-bucket-seconds", type=float, metavar="S", help="width of the time buckets that log templates are counted in, in seconds (sets logs.bucket_seconds, default 60)")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="log verbosity (default INFO)")
 
 
@@ -115,6 +176,9 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     run = commands.add_parser("run", help="run the pipeline on the configured source (default: the built-in demo stream)")
     add_run_options(run)
     run.add_argument("--source", choices=["demo", "csv", "jsonl", "stdin", "kafka"], help="override source.kind")
+    run.add_argument("--bootstrap-servers", metavar="HOST:PORT", help="Kafka brokers, comma-separated (sets kafka.bootstrap_servers)")
+    run.add_argument("--topic", action="append", metavar="NAME", help="Kafka topic to consume; repeatable (sets kafka.topics)")
+    run.add_argument("--idle-timeout-s", type=float, metavar="S", help="end a Kafka run after S seconds without a record, with a checkpoint and the summary (sets kafka.idle_timeout_s)")
     run.set_defaults(handler=main)
 
     replay = commands.add_parser("replay", help="replay a recorded CSV or JSON-lines file through the pipeline")

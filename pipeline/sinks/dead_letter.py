@@ -60,6 +60,7 @@ class JsonlDeadLetterSink(DeadLetterSink):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = self.path.open("a", encoding="utf-8")
+        _terminate_torn_line(self.path, self._file)
         self.written = 0
 
     def send(self, letter: DeadLetter) -> None:
@@ -74,3 +75,13 @@ class JsonlDeadLetterSink(DeadLetterSink):
         if not self._file.closed:
             self.flush()
             self._file.close()
+
+
+def _terminate_torn_line(path: Path, handle) -> None:
+    """End a last line cut short by a crash, so the next line does not fuse with it."""
+    if path.stat().st_size == 0:
+        return
+    with path.open("rb") as reader:
+        reader.seek(-1, os.SEEK_END)
+        if reader.read(1) != b"\n":
+            handle.write("\n")

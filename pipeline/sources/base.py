@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from spikewatch.metrics import PipelineMetrics
 
 
 @dataclass(slots=True)
@@ -15,11 +18,28 @@ class SourceItem:
     ``position`` is JSON-serialisable and identifies the item within its source; a checkpoint
     stores the position of the last processed item so a resumed run skips what it has seen.
     ``key`` overrides the record's stream key (a Kafka message key) when not None.
+    ``partition`` names the partition the item came from (``"topic:3"``) for partitioned
+    sources; the key's state belongs to that partition.
     """
 
     payload: Any
     position: Any
     key: str | None = None
+    partition: str | None = None
+
+
+class PartitionListener(Protocol):
+    """What a partitioned source calls when the group moves partitions (the engine).
+
+    Both calls happen inside the source's iteration, between two items, never while an item is
+    being processed.
+    """
+
+    def partitions_revoked(self, partitions: list[str]) -> None:
+        """Checkpoint every key, have the source commit, then forget the keys of ``partitions``."""
+
+    def partitions_assigned(self, saved: dict[str, dict | None]) -> None:
+        """Restore each new partition's keys from ``saved[partition]``, its newest checkpoint."""
 
 
 class Source:
@@ -31,6 +51,11 @@ class Source:
 
     name = "source"
     total: int | None = None
+    #: True for sources split into partitions that move between the workers of a group; they
+    #: restore key state per partition through :class:`PartitionListener`, not with --resume.
+    partitioned = False
+    #: Why iteration ended, for the run summary.
+    end_reason = "end of stream"
 
     def __iter__(self) -> Iterator[SourceItem | None]:
         raise NotImplementedError
@@ -38,6 +63,17 @@ class Source:
     def seek(self, position: Any) -> None:
         """Skip every item up to and including ``position`` (a checkpoint's position)."""
         raise NotImplementedError(f"{type(self).__name__} cannot resume from a position")
+
+    def bind(self, listener: PartitionListener, metrics: PipelineMetrics) -> None:  # noqa: B027
+        """Connect the engine that runs this source and its metrics; used by partitioned sources."""
+
+    def checkpoint_path(self, configured: str) -> str:
+        """Path of this run's checkpoint file; a partitioned source gives each worker its own."""
+        return configured
+
+    def checkpoint_position(self, last_position: Any) -> Any:
+        """Position that a checkpoint stores and then commits: by default the last item's."""
+        return last_position
 
     def commit(self, position: Any) -> None:  # noqa: B027 - optional for replayed files
         """Acknowledge every item up to ``position``; called after a checkpoint is written."""

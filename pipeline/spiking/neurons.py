@@ -50,7 +50,8 @@ class LIF(nn.Module):
         v[t] = v[t] − S[t] · v_threshold  reset by subtraction
 
     Shapes: input current ``[T, B, *neuron_shape]``, membrane ``[B, *neuron_shape]``; returns
-    spikes ``[T, B, *neuron_shape]`` and the membrane after the last step.
+    spikes ``[T, B, *neuron_shape]`` and the membrane after the last step of each window,
+    ``[windows, B, *neuron_shape]``.
 
     With ``spiking=False`` the layer is the real-valued twin used for ablation: it outputs
     ``ReLU(I[t])`` and passes the membrane through unchanged, so the same architecture runs with
@@ -91,38 +92,52 @@ class LIF(nn.Module):
         return math.prod(self.neuron_shape)
 
     def forward(
-        self, current: torch.Tensor, membrane: torch.Tensor
+        self, current: torch.Tensor, membrane: torch.Tensor, *, windows: int = 1
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Run all steps; return spikes and the membrane at the end of each of ``windows``.
+
+        The steps split evenly into ``windows`` consecutive windows of one sample; the returned
+        membranes have shape ``[windows, B, *neuron_shape]``.
+        """
+        steps = current.shape[0]
+        if steps % windows:
+            raise ValueError(f"{steps} time steps do not split into {windows} windows")
+        every = steps // windows
         if not self.spiking:
-            return torch.relu(current), membrane
+            return torch.relu(current), membrane.unsqueeze(0).expand(windows, *membrane.shape)
         if not torch.is_grad_enabled():
-            return self._forward_inference(current, membrane)
-        spikes = []
+            return self._forward_inference(current, membrane, every)
+        spikes, ends = [], []
         v = membrane
-        for step_current in current:
+        for step, step_current in enumerate(current, start=1):
             v = self.beta * v + step_current
             spike = ArctanSpike.apply(v - self.v_threshold, self.surrogate_alpha)
             # The reset is detached, as in snntorch's default, so the gradient flows through
             # the charge path only; this keeps the surrogate gradient's variance low.
             v = v - spike.detach() * self.v_threshold
             spikes.append(spike)
+            if step % every == 0:
+                ends.append(v)
         out = torch.stack(spikes)
         self._record_activity(out.detach())
-        return out, v
+        return out, torch.stack(ends)
 
     def _forward_inference(
-        self, current: torch.Tensor, membrane: torch.Tensor
+        self, current: torch.Tensor, membrane: torch.Tensor, every: int
     ) -> tuple[torch.Tensor, torch.Tensor]:
         # The same charge, fire and reset as forward(), in place and without the autograd
         # function: scoring runs this path for every window, so its per-step overhead matters.
         out = torch.empty_like(current)
+        ends = torch.empty((current.shape[0] // every, *membrane.shape), dtype=membrane.dtype)
         v = membrane.clone()
         for step, step_current in enumerate(current):
             v.mul_(self.beta).add_(step_current)
             torch.ge(v, self.v_threshold, out=out[step])
             v.sub_(out[step], alpha=self.v_threshold)
+            if (step + 1) % every == 0:
+                ends[(step + 1) // every - 1] = v
         self._record_activity(out)
-        return out, v
+        return out, ends
 
     def _record_activity(self, spikes: torch.Tensor) -> None:
         # Kept as a tensor and summed only when a metric asks, to avoid a sync per call.

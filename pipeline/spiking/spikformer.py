@@ -70,6 +70,8 @@ class Spikformer(nn.Module):
         Hidden width of a block's MLP, as a multiple of D.
     spiking
         False builds the real-valued twin: same layers, ReLU in place of LIF neurons.
+    reconstruct_channels
+        Channels C of the scaled window that :meth:`reconstruction_loss` reconstructs.
     """
 
     def __init__(
@@ -86,6 +88,7 @@ class Spikformer(nn.Module):
         v_threshold: float = 1.0,
         surrogate_alpha: float = 2.0,
         spiking: bool = True,
+        reconstruct_channels: int | None = None,
     ) -> None:
         super().__init__()
         if window_length % patch_size:
@@ -136,6 +139,15 @@ class Spikformer(nn.Module):
             block.mlp_out_lif = lif((N, D))
             self.blocks.append(block)
 
+        # A bias-free linear decoder from the features back to the scaled window. Training it
+        # with the detector keeps the features informative: a one-class objective alone is
+        # minimised by an encoder that maps every window to the same point, which Deep SVDD's
+        # authors prevent by autoencoder pretraining; a joint reconstruction term does the same
+        # job online.
+        self.reconstruct_shape = (window_length, reconstruct_channels or in_channels)
+        self.feature_dim = D
+        self.decoder = nn.Linear(self.feature_dim, window_length * self.reconstruct_shape[1], bias=False)
+
         self.lifs = [module for module in self.modules() if isinstance(module, LIF)]
         self.state_size = sum(layer.state_size for layer in self.lifs)
 
@@ -147,6 +159,14 @@ class Spikformer(nn.Module):
         """Fraction of neuron-steps that spiked in the last forward call, over every LIF layer."""
         steps = sum(layer.last_neuron_steps for layer in self.lifs)
         return sum(layer.last_spike_count for layer in self.lifs) / steps if steps else 0.0
+
+    def reconstruction_loss(self, features: torch.Tensor, windows: torch.Tensor) -> torch.Tensor:
+        """Mean squared error of decoding ``features [B, D]`` back to ``windows [B, L, C]``.
+
+        Targets are clipped to ±10 standard deviations so one extreme window cannot dominate.
+        """
+        target = windows.clamp(-10.0, 10.0).flatten(1)
+        return ((self.decoder(features) - target) ** 2).mean()
 
     def _conv_bn(self, conv: nn.Conv1d, norm: nn.BatchNorm1d, x: torch.Tensor) -> torch.Tensor:
         steps, batch = x.shape[:2]
@@ -170,8 +190,16 @@ class Spikformer(nn.Module):
         return run(block.projection_lif, block.projection(mixed))
 
     def forward(
-        self, x: torch.Tensor, state: torch.Tensor
+        self, x: torch.Tensor, state: torch.Tensor, *, windows: int = 1
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encode ``windows`` consecutive windows of each sample, chained along time.
+
+        ``x`` is ``[windows · T, B, C_in, L]``: the T steps of a sample's first window, then
+        those of its next window, and so on. The membranes carry from one window to the next
+        exactly as if the windows were encoded one call at a time, so a key's backlog of
+        windows costs one call. Returns features ``[windows, B, D]`` and the membrane state
+        after each window, ``[windows, B, state_size]``.
+        """
         if state.shape != (x.shape[1], self.state_size):
             raise ValueError(
                 f"membrane state has shape {tuple(state.shape)}, expected "
@@ -184,8 +212,8 @@ class Spikformer(nn.Module):
         def run(layer: LIF, current: torch.Tensor) -> torch.Tensor:
             index = position[id(layer)]
             start = membranes[index].reshape(-1, *layer.neuron_shape)
-            spikes, end = layer(current, start)
-            new_membranes[index] = end.reshape(end.shape[0], -1)
+            spikes, ends = layer(current, start, windows=windows)
+            new_membranes[index] = ends.reshape(windows, ends.shape[1], -1)
             return spikes
 
         x = run(self.patch_lif, self._conv_bn(self.patch_conv, self.patch_norm, x))
@@ -197,6 +225,8 @@ class Spikformer(nn.Module):
             hidden = run(block.mlp_in_lif, block.mlp_in(tokens))
             tokens = tokens + run(block.mlp_out_lif, block.mlp_out(hidden))
 
-        features = tokens.mean(dim=(0, 2))
-        new_state = torch.cat([new_membranes[index] for index in range(len(self.lifs))], dim=1)
+        steps, batch = tokens.shape[:2]
+        per_window = tokens.reshape(windows, steps // windows, batch, *tokens.shape[2:])
+        features = per_window.mean(dim=(1, 3))
+        new_state = torch.cat([new_membranes[index] for index in range(len(self.lifs))], dim=2)
         return features, new_state
