@@ -101,6 +101,15 @@ class Detector(nn.Module, ABC):
         """
         yield {}
 
+    @classmethod
+    def _unit_test_expected_failures(cls, params: dict[str, Any]) -> dict[str, str]:
+        """Map checks of the suite that ``params`` is known to fail to the measured reason.
+
+        The suite runs these checks as strict expected failures, so a fix shows up as a
+        failure to remove the entry.
+        """
+        return {}
+
     # -- training -------------------------------------------------------------------------
 
     def configure_optimizer(

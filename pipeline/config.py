@@ -130,11 +130,11 @@ class DetectorConfig(_Section):
 
 class LearningConfig(_Section):
     warmup_windows: int = Field(256, ge=1)
-    warmup_epochs: int = Field(20, ge=0)
+    warmup_epochs: int = Field(10, ge=0)
     learning_rate: float = Field(1e-3, gt=0.0)
     weight_decay: float = Field(1e-6, ge=0.0)
     batch_size: int = Field(32, ge=1)
-    update_every_windows: int = Field(64, ge=0)
+    update_every_windows: int = Field(256, ge=0)
     replay_buffer_size: int = Field(1024, ge=1)
     contamination: float = Field(0.05, ge=0.0, lt=1.0)
     max_grad_norm: float = Field(5.0, gt=0.0)

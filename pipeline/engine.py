@@ -147,8 +147,12 @@ class Engine:
         self._dead_by_reason: dict[str, int] = {}
         self._open_alerts = 0
         self._keys_ready = 0
+        self._accepted_unexported = 0
         self._skipped_reported = 0
         self.checkpoint_path = source.checkpoint_path(config.checkpoint.path)
+        # Key states of partitions given up, written with every checkpoint until another worker
+        # has checkpointed them: {partition: [KeyState.to_dict(), ...]}.
+        self._released: dict[str, list[dict]] = {}
         source.bind(self, self.metrics)
 
     # -- set-up -----------------------------------------------------------------------------
@@ -268,8 +272,10 @@ class Engine:
                 self.keys.pop(record.key)
             return True
         self.summary.records_accepted += 1
-        self.metrics.records.labels(outcome="accepted").inc()
-        delay = self.pacer.delay(record.key, record.timestamp)
+        # Counted here and exported once per batch: a labelled counter's inc() per record would
+        # cost more than the rest of this step.
+        self._accepted_unexported += 1
+        delay = self.pacer.delay(record.key, record.timestamp) if self.pacer.speed else 0.0
         if delay > 0:
             self._flush()
             time.sleep(delay)
@@ -441,10 +447,16 @@ class Engine:
         for observer in self.observers:
             observer(scored)
 
+    def _export_accepted(self) -> None:
+        if self._accepted_unexported:
+            self.metrics.records.labels(outcome="accepted").inc(self._accepted_unexported)
+            self._accepted_unexported = 0
+
     def _update_metrics(self, pending: list[_PendingWindow], scores: np.ndarray, firing_rate: float) -> None:
         metrics = self.metrics
         self.summary.windows += len(pending)
         metrics.windows_scored.inc(len(pending))
+        self._export_accepted()
         for score in scores:
             metrics.window_score.observe(float(score))
         for latency in self._latencies[-len(pending) :]:
@@ -483,6 +495,7 @@ class Engine:
         """Write a checkpoint in the four ordered steps of the module docstring."""
         # Step 1: every record up to the source position has changed its state.
         self._flush()
+        self._export_accepted()
         if self.model is None:
             logger.info("no checkpoint written: no valid record has arrived yet")
             self._last_checkpoint = time.monotonic()
@@ -511,7 +524,7 @@ class Engine:
             "model_config": {s: getattr(self.config, s).model_dump() for s in MODEL_SECTIONS},
             "channels": list(self.decoder.channels),
             "model": self.model.state_dict(),
-            "keys": [state.to_dict() for state in self.keys],
+            "keys": [state.to_dict() for state in self.keys] + [k for keys in self._released.values() for k in keys],
             "source": {"name": self.source.name, "position": self.source.checkpoint_position(self.position)},
             "written_at": time.time(),
             "totals": {
@@ -602,11 +615,12 @@ class Engine:
     # -- partitions -------------------------------------------------------------------------
 
     def partitions_revoked(self, partitions: list[str]) -> None:
-        """Checkpoint every key, then forget the keys of ``partitions``.
+        """Checkpoint every key, then release the keys of ``partitions``.
 
         The checkpoint runs steps 1-4 of the module docstring, so the revoked partitions'
         offsets are committed only after the state that covers them is on disk. The next owner
-        restores that state and continues from those offsets.
+        restores that state and continues from those offsets. Released keys leave the key table
+        but stay in this worker's checkpoints until :meth:`forget_partitions`.
         """
         self.checkpoint()
         if self.keys is None:
@@ -615,10 +629,16 @@ class Engine:
         dropped = 0
         for state in self.keys:
             if state.partition in revoked:
+                self._released.setdefault(state.partition, []).append(state.to_dict())
                 self._forget(self.keys.pop(state.key))
                 dropped += 1
         self.metrics.active_keys.set(len(self.keys))
         logger.info("partitions %s revoked: checkpointed and released %d keys", sorted(revoked), dropped)
+
+    def forget_partitions(self, partitions: list[str]) -> None:
+        """Stop writing the released keys of ``partitions``: another worker checkpointed them."""
+        for partition in partitions:
+            self._released.pop(partition, None)
 
     def partitions_assigned(self, saved: dict[str, dict | None]) -> None:
         """Restore the keys of newly assigned partitions from their newest checkpoints.
@@ -639,6 +659,7 @@ class Engine:
         for partition, state in found.items():
             keys = [key for key in state["keys"] if key.get("partition") == partition]
             self._restore_keys(keys, origin)
+            self._released.pop(partition, None)
             restored += len(keys)
         self._open_alerts = sum(1 for s in self.keys if s.alert.open_alert is not None)
         self._keys_ready = sum(1 for s in self.keys if s.threshold.ready)
@@ -668,6 +689,7 @@ class Engine:
         return tqdm(total=self.source.total, unit="rec", unit_scale=True, desc="spikewatch", file=sys.stderr)
 
     def _finish_summary(self, seconds: float, records: int) -> RunSummary:
+        self._export_accepted()
         summary = self.summary
         summary.stopped_by = self._stopped_by
         summary.seconds = seconds

@@ -15,7 +15,7 @@ import logging
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Container, Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
@@ -199,7 +199,9 @@ class KeySeries:
     ones with the highest latest window score, re-ranked every ``refresh_s`` seconds. Between two
     re-rankings a new key takes a free slot if there is one. Every update of a key without a
     slot increments ``spikewatch_key_series_capped_total``. A key that drops out of the top keys
-    loses its series at the re-ranking, so Prometheus stops seeing it after the next scrape.
+    loses its series at the re-ranking, so Prometheus stops seeing it after the next scrape. So
+    does a key that is no longer live in the engine (see :meth:`follow`), such as a key whose
+    Kafka partition moved to another worker.
 
     Parameters
     ----------
@@ -242,7 +244,12 @@ class KeySeries:
         self._clock = clock
         self._latest: OrderedDict[str, tuple[float, float | None]] = OrderedDict()
         self._exported: set[str] = set()
+        self._live_keys: Callable[[], Container[str]] | None = None
         self._next_refresh = clock() + refresh_s
+
+    def follow(self, live_keys: Callable[[], Container[str]]) -> None:
+        """Drop, at each re-ranking, the keys that are not in ``live_keys()`` (the engine's keys)."""
+        self._live_keys = live_keys
 
     @property
     def exported(self) -> frozenset[str]:
@@ -273,6 +280,12 @@ class KeySeries:
         self._set(key, score, threshold)
 
     def _rerank(self) -> None:
+        if self._live_keys is not None:
+            live = self._live_keys()
+            for key in [key for key in self._latest if key not in live]:
+                del self._latest[key]
+                self._remove(key)
+
         def rank(key: str) -> float:
             score = self._latest[key][0]
             return score if not math.isnan(score) else -math.inf

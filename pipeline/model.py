@@ -298,6 +298,13 @@ class StreamModel:
     def _step(self, windows: torch.Tensor, states: torch.Tensor) -> None:
         self.encoder.train()
         self.detector.train()
+        if self.warm:
+            # Batch-norm statistics are fixed at the end of warm-up. Updating them from replay
+            # batches would rescale every key's features, so scores would shift for all keys
+            # at once however small the learning rate.
+            for module in self.encoder.modules():
+                if isinstance(module, nn.BatchNorm1d):
+                    module.eval()
         try:
             self.optimizer.zero_grad(set_to_none=True)
             features, _ = self._features(windows, states)

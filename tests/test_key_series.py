@@ -110,6 +110,19 @@ def test_forgotten_key_loses_series(clock):
     assert exported_keys(metrics) == {"b", "c"}
 
 
+def test_key_gone_from_engine_dropped(clock):
+    metrics, series = make_series(clock, max_keys=5, allow=["b"])
+    live = {"a", "b", "c"}
+    series.follow(lambda: live)
+    for key in ("a", "b", "c"):
+        series.update(key, 1.0, 1.0)
+    live -= {"a", "b"}
+    clock.now_s = 10.0
+    series.update("c", 1.0, 1.0)
+    assert exported_keys(metrics) == {"c"}
+    assert series.exported == {"c"}
+
+
 def test_invalid_options_rejected():
     with pytest.raises(ValueError, match="max_keys = -1"):
         KeySeries(PipelineMetrics(), max_keys=-1, refresh_s=1.0, max_tracked_keys=10)

@@ -31,7 +31,10 @@ BENCHMARKS = ("nab", "skab", "bgl", "labeled")
 
 
 def default_detectors() -> str:
-    """The pipeline beside river's HalfSpaceTrees and, when PySAD is installed, its LODA."""
+    """Return the default detectors: the pipeline, river's HalfSpaceTrees and PySAD's LODA.
+
+    LODA is left out when PySAD is not installed.
+    """
     return "spikewatch,halfspacetrees" + (",pysad-loda" if pysad_available() else "")
 
 
@@ -63,7 +66,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
 
 
 def load_benchmark(args: argparse.Namespace) -> Benchmark:
-    """The benchmark that the arguments name, with its files selected by ``--files``."""
+    """Load the benchmark that the arguments name, with its files selected by ``--files``."""
     data = Path(args.data)
     if args.benchmark == "nab":
         return load_nab(data, patterns=args.files)
@@ -83,7 +86,7 @@ def load_benchmark(args: argparse.Namespace) -> Benchmark:
 
 
 def command_line(args: argparse.Namespace, detectors: str) -> str:
-    """The command that reproduces this evaluation, with the detector list spelled out."""
+    """Format the command that reproduces this evaluation, with the detector list spelled out."""
     words = ["spikewatch", "evaluate", args.benchmark, "--data", args.data, "--out", args.out,
              "--detectors", detectors]
     for option in ("config", "label_column", "key_column", "format"):

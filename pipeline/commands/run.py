@@ -39,8 +39,12 @@ def build_source(config: Config) -> Source:
     raise ConfigError(f"source.kind = {source.kind!r} has no source")
 
 
-def build_alert_sinks(config: Config, metrics: PipelineMetrics) -> list[AlertSink]:
-    """Open the JSON-lines alert sink, and the Alertmanager sink when ``alertmanager.url`` is set."""
+def build_alert_sinks(config: Config, metrics: PipelineMetrics, *, checkpoint_path: str) -> list[AlertSink]:
+    """Open the JSON-lines alert sink, and the Alertmanager sink when ``alertmanager.url`` is set.
+
+    ``checkpoint_path`` is this worker's checkpoint file; the Alertmanager sink keeps its state
+    beside it unless ``alertmanager.state_path`` is set.
+    """
     sinks: list[AlertSink] = [JsonlAlertSink(config.alerts.path)]
     alertmanager = config.alertmanager
     if alertmanager.url:
@@ -54,7 +58,7 @@ def build_alert_sinks(config: Config, metrics: PipelineMetrics) -> list[AlertSin
                 retry_backoff_s=alertmanager.retry_backoff_s,
                 retry_backoff_max_s=alertmanager.retry_backoff_max_s,
                 queue_size=alertmanager.queue_size,
-                state_path=alertmanager.state_path or config.checkpoint.path + ".alertmanager.json",
+                state_path=alertmanager.state_path or checkpoint_path + ".alertmanager.json",
             )
         )
     return sinks
@@ -85,7 +89,9 @@ def run_pipeline(config: Config, args: argparse.Namespace) -> int:
         refresh_s=config.metrics.key_series_refresh_s,
         max_tracked_keys=config.windows.max_keys,
     )
-    alert_sinks = build_alert_sinks(config, metrics)
+    alert_sinks = build_alert_sinks(
+        config, metrics, checkpoint_path=source.checkpoint_path(config.checkpoint.path)
+    )
     dead_letter_sink = JsonlDeadLetterSink(config.dead_letter.path)
     if config.source.kind == "kafka":
         from spikewatch.kafka import build_kafka_sinks
@@ -101,6 +107,7 @@ def run_pipeline(config: Config, args: argparse.Namespace) -> int:
         metrics=metrics,
         observers=[key_series.observe],
     )
+    key_series.follow(lambda: engine.keys if engine.keys is not None else ())
     for sink in alert_sinks:
         if isinstance(sink, AlertmanagerSink):
             sink.follow(engine.open_alerts)

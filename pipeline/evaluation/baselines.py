@@ -25,7 +25,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from spikewatch.alerting import AlertPolicy, AlertState
-from spikewatch.evaluation.benchmarks import EvaluationError
+from spikewatch.config import Config
+from spikewatch.evaluation.benchmarks import EvaluationError, configured_warmup_rows
 from spikewatch.evaluation.detectors import EvaluatedDetector
 from spikewatch.evaluation.scores import OnlineRank, RowOutputs
 from spikewatch.thresholds import RunningQuantile
@@ -73,6 +74,17 @@ class PysadModel:
 
 
 @dataclass
+class _KeyModel:
+    """One key's model and decision state."""
+
+    model: OnlineModel
+    threshold: RunningQuantile
+    alert: AlertState
+    rank: OnlineRank
+    records: int = 0
+
+
+@dataclass
 class OnlineBaseline(EvaluatedDetector):
     """A record-by-record detector from another library; ``make_model`` builds one per key."""
 
@@ -80,63 +92,77 @@ class OnlineBaseline(EvaluatedDetector):
     description: str
     make_model: Callable[[], OnlineModel]
 
+    def _new_key(self, config: Config) -> _KeyModel:
+        threshold = config.threshold
+        return _KeyModel(
+            model=self.make_model(),
+            threshold=RunningQuantile(
+                quantile=threshold.quantile,
+                history=threshold.history,
+                min_history=threshold.min_history,
+                margin=threshold.margin,
+            ),
+            alert=AlertState(),
+            rank=OnlineRank(),
+        )
+
     def run(self, base_config, file_overrides, rows, *, warmup_rows, output_dir, file_slug):
         config = base_config
         if warmup_rows is None:
-            # The configured warm-up, in records of one key.
-            windows = config.windows
-            warmup_rows = (config.learning.warmup_windows - 1) * windows.stride + windows.length
-        threshold_config, alerts = config.threshold, config.alerts
+            warmup_rows = configured_warmup_rows(config)
         policy = AlertPolicy(
-            open_after=alerts.open_after,
-            resolve_after=alerts.resolve_after,
+            open_after=config.alerts.open_after,
+            resolve_after=config.alerts.resolve_after,
             fingerprint=self.name,
             detector=self.name,
         )
-        models: dict[str, OnlineModel] = {}
-        thresholds: dict[str, RunningQuantile] = {}
-        states: dict[str, AlertState] = {}
-        ranks: dict[str, OnlineRank] = {}
-        seen: dict[str, int] = {}
+        keys: dict[str, _KeyModel] = {}
         outputs = RowOutputs(len(rows))
         started = time.perf_counter()
+
         for row in np.flatnonzero(rows.accepted):
             key = rows.keys[row]
-            if key not in models:
-                models[key] = self.make_model()
-                thresholds[key] = RunningQuantile(
-                    quantile=threshold_config.quantile,
-                    history=threshold_config.history,
-                    min_history=threshold_config.min_history,
-                    margin=threshold_config.margin,
-                )
-                states[key], ranks[key], seen[key] = AlertState(), OnlineRank(), 0
+            state = keys.get(key)
+            if state is None:
+                state = keys[key] = self._new_key(config)
+
+            # Score first, then learn: the record is new to the model when it is scored.
             x = dict(zip(rows.channels, rows.values[row].tolist()))
-            score = float(models[key].score_then_learn(x))
-            if not math.isfinite(score):
-                score = 0.0 if math.isnan(score) else math.copysign(np.finfo(np.float32).max, score)
-            seen[key] += 1
-            if seen[key] <= warmup_rows:
+            score = _finite(state.model.score_then_learn(x))
+            state.records += 1
+            if state.records <= warmup_rows:
                 outputs.set(row, score=score, threshold=None, anomaly_score=0.0,
                             alert_open=False, alert_onset=False)
                 continue
-            threshold = thresholds[key].threshold()
+
+            # Decide as the engine does: against the threshold before this score joins it.
+            threshold = state.threshold.threshold()
             alert = None
             if threshold is not None:
                 alert = policy.observe(
-                    states[key], key=key, timestamp=float(rows.timestamps[row]), score=score,
+                    state.alert, key=key, timestamp=float(rows.timestamps[row]), score=score,
                     threshold=threshold, top_channels=[],
                 )
-            thresholds[key].learn(score)
+            state.threshold.learn(score)
             outputs.set(
                 row,
                 score=score,
                 threshold=threshold,
-                anomaly_score=ranks[key](score),
-                alert_open=states[key].open_alert is not None,
+                anomaly_score=state.rank(score),
+                alert_open=state.alert.open_alert is not None,
                 alert_onset=alert is not None and alert.status == "firing",
             )
         return outputs.finish(rows.keys, time.perf_counter() - started)
+
+
+def _finite(score: float) -> float:
+    """Replace NaN by 0 and infinities by the largest float32, as the pipeline's model does."""
+    score = float(score)
+    if math.isnan(score):
+        return 0.0
+    if math.isinf(score):
+        return math.copysign(float(np.finfo(np.float32).max), score)
+    return score
 
 
 def _halfspacetrees(name: str, settings: dict[str, Any], spec: str) -> OnlineBaseline:
@@ -147,10 +173,10 @@ def _halfspacetrees(name: str, settings: dict[str, Any], spec: str) -> OnlineBas
         anomaly.HalfSpaceTrees(**options)
     except TypeError as error:
         raise EvaluationError(f"{spec}: invalid HalfSpaceTrees setting: {error}") from None
-    shown = ", ".join(f"{key}={value}" for key, value in sorted(options.items()))
+    arguments = ", ".join(f"{key}={value}" for key, value in sorted(options.items()))
     return OnlineBaseline(
         name,
-        f"river {_version('river')} MinMaxScaler | HalfSpaceTrees({shown})",
+        f"river {_version('river')} MinMaxScaler | HalfSpaceTrees({arguments})",
         lambda: RiverModel(
             compose.Pipeline(preprocessing.MinMaxScaler(), anomaly.HalfSpaceTrees(**options))
         ),
@@ -172,10 +198,10 @@ def _pysad_entry(class_name: str):
             model_class(**options)
         except TypeError as error:
             raise EvaluationError(f"{spec}: invalid {class_name} setting: {error}") from None
-        shown = ", ".join(f"{key}={value}" for key, value in sorted(options.items()))
+        arguments = ", ".join(f"{key}={value}" for key, value in sorted(options.items()))
         return OnlineBaseline(
             name,
-            f"PySAD {_version('pysad')} {class_name}({shown}) after river StandardScaler",
+            f"PySAD {_version('pysad')} {class_name}({arguments}) after river StandardScaler",
             lambda: PysadModel(model_class(**options)),
         )
 
@@ -200,5 +226,5 @@ REGISTRY = {
 
 
 def pysad_available() -> bool:
-    """Whether PySAD can be imported, for the default detector list."""
+    """Return whether PySAD can be imported, for the default detector list."""
     return importlib.util.find_spec("pysad") is not None

@@ -1,8 +1,8 @@
 """Benchmarks: which files to replay, how to read them, and the protocol of each.
 
-Every benchmark file is read by the same sources and decoder as ``spikewatch replay``; what a
-benchmark adds is the source settings of its files, the labels of their rows and the warm-up:
-the rows that each detector learns from before it scores.
+Every benchmark file is read by the same sources and decoder as ``spikewatch replay``. A
+benchmark adds the source settings of its files, the labels of their rows and the warm-up,
+which is the number of rows that each detector learns from before it scores.
 
 * NAB: the warm-up is NAB's probationary period, the first 15 % of a file and at most 750 rows,
   which NAB leaves unscored so that detectors can learn. Row labels are NAB's label windows.
@@ -26,13 +26,14 @@ from typing import Any
 
 import numpy as np
 
+from spikewatch.config import Config
 from spikewatch.errors import SpikewatchError
 from spikewatch.evaluation import nab
 
 #: Rows of each SKAB file that the leaderboard's baselines train on (``df[:400]``).
 SKAB_TRAINING_ROWS = 400
-#: SKAB folders with anomalies; ``anomaly-free`` holds no labeled rows and is left out, as on
-#: the leaderboard.
+#: SKAB folders with anomalies. ``anomaly-free`` contains no labeled rows and is left out, as
+#: on the leaderboard.
 SKAB_FOLDERS = ("valve1", "valve2", "other")
 #: The BGL format in loghub's notation: label, Unix time, date, node, time, node, type,
 #: component, level, message.
@@ -43,6 +44,12 @@ BGL_BUCKET_SECONDS = 60.0
 
 class EvaluationError(SpikewatchError):
     """An evaluation cannot run: missing data, no matching file, or inconsistent rows."""
+
+
+def configured_warmup_rows(config: Config) -> int:
+    """Return the records of one key that ``learning.warmup_windows`` windows span."""
+    windows = config.windows
+    return (config.learning.warmup_windows - 1) * windows.stride + windows.length
 
 
 def nab_warmup_rows(n_rows: int) -> int:
@@ -95,7 +102,7 @@ def _natural_key(name: str) -> list:
 
 
 def load_nab(data: Path, *, patterns: Sequence[str] | None = None) -> Benchmark:
-    """The NAB corpus under ``data`` (``data/``, ``labels/combined_windows.json``)."""
+    """Load the NAB corpus under ``data`` (``data/``, ``labels/combined_windows.json``)."""
     labels = data / "labels" / "combined_windows.json"
     if not labels.is_file():
         raise EvaluationError(f"NAB label windows not found at {labels}; pass the NAB folder as --data")
@@ -127,7 +134,7 @@ def load_nab(data: Path, *, patterns: Sequence[str] | None = None) -> Benchmark:
 
 
 def load_skab(data: Path, *, patterns: Sequence[str] | None = None) -> Benchmark:
-    """The SKAB files with anomalies under ``data`` (``valve1``, ``valve2``, ``other``)."""
+    """Load the SKAB files with anomalies under ``data`` (``valve1``, ``valve2``, ``other``)."""
     root = data / "data" if (data / "data").is_dir() else data
     names = [
         f"{folder}/{path.name}"
@@ -168,7 +175,7 @@ def load_skab(data: Path, *, patterns: Sequence[str] | None = None) -> Benchmark
 def load_bgl(
     data: Path, *, patterns: Sequence[str] | None = None, bucket_seconds: float = BGL_BUCKET_SECONDS
 ) -> Benchmark:
-    """The loghub BGL log at ``data`` (the file, or a folder holding ``*.log`` files)."""
+    """Load the loghub BGL log at ``data``, a log file or a folder of ``*.log`` files."""
     paths = [data] if data.is_file() else sorted(data.glob("*.log"))
     if not paths:
         raise EvaluationError(f"no BGL log file at {data}; pass BGL_2k.log or its folder as --data")
@@ -203,7 +210,7 @@ def load_labeled(
     file_format: str | None = None,
     patterns: Sequence[str] | None = None,
 ) -> Benchmark:
-    """Labeled CSV or JSON-lines files: ``data`` is one file or a folder of them."""
+    """Load labeled CSV or JSON-lines files: ``data`` is one file or a folder of them."""
     if not label_field:
         raise EvaluationError("a labeled benchmark needs --label-column, the field with 0/1 labels")
     suffixes = (".csv", ".jsonl", ".json", ".gz")

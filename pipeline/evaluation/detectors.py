@@ -57,8 +57,8 @@ class EvaluatedDetector(ABC):
         """Replay one file and return its per-row outputs.
 
         ``file_overrides`` are the configuration sections that describe the file (source,
-        logs); ``warmup_rows`` is the number of rows of each key the detector learns from before
-        it scores, or None for the configured warm-up.
+        logs). ``warmup_rows`` is the number of rows of each key that the detector learns from
+        before it scores, or None for the configured warm-up.
         """
 
 

@@ -68,8 +68,8 @@ def plot_file(result, detectors: list[str], path: Path) -> None:
         axis.set_ylabel(name, fontsize=8)
     for axis in axes:
         _shade(axis, labels, x, LABEL_COLOR, 1.0)
-        if result.warmup_rows:
-            axis.axvline(result.warmup_rows, linestyle=":", color="0.4", linewidth=0.8)
+        if result.scored_from and len(set(rows.keys) - {None}) == 1:
+            axis.axvline(result.scored_from, linestyle=":", color="0.4", linewidth=0.8)
     axes[1 if len(axes) > 1 else 0].legend(fontsize=6, loc="upper left", ncol=3)
     axes[-1].set_xlabel("row")
     figure.tight_layout()
@@ -79,16 +79,16 @@ def plot_file(result, detectors: list[str], path: Path) -> None:
 
 
 def _headline(figures: dict) -> dict[str, tuple[str, float]]:
-    """Figures in score units (NAB 0..100, SKAB %) keyed by label."""
-    shown = {}
+    """Collect the benchmark figures in score units (NAB 0..100, SKAB %), keyed by label."""
+    headline = {}
     for profile, values in figures.get("nab", {}).get("profiles", {}).items():
-        shown[f"NAB {profile}"] = values["score"]
+        headline[f"NAB {profile}"] = values["score"]
     if "skab" in figures:
         skab = figures["skab"]
-        shown["SKAB F1 x100"] = 100 * skab["f1"]
-        shown["SKAB FAR %"] = skab["far"]
-        shown["SKAB MAR %"] = skab["mar"]
-    return shown
+        headline["SKAB F1 x100"] = 100 * skab["f1"]
+        headline["SKAB FAR %"] = skab["far"]
+        headline["SKAB MAR %"] = skab["mar"]
+    return headline
 
 
 def plot_comparison(figures: dict[str, dict], title: str, path: Path) -> None:

@@ -51,7 +51,7 @@ def _format(value: Any, digits: int = 3) -> str:
 
 
 def evaluation_json(evaluation, *, command: str, started: datetime) -> dict:
-    """Every figure, the protocol and the setting of one evaluation, JSON-safe."""
+    """Collect every figure, the protocol and the settings of one evaluation, JSON-safe."""
     detectors = {}
     for detector in evaluation.detectors:
         entry = {"description": detector.description, **evaluation.figures[detector.name]}
@@ -66,6 +66,7 @@ def evaluation_json(evaluation, *, command: str, started: datetime) -> dict:
             "rejected": result.rows.rejected,
             "labeled_rows": int(result.labels.sum()),
             "warmup_rows": result.warmup_rows,
+            "scored_from_row": result.scored_from,
             "plot": f"{file_slug(result.file)}.png",
         }
         for result in evaluation.results
@@ -100,7 +101,7 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def headline_table(data: dict) -> list[str]:
-    """The results table: one row per detector with its headline figures, as Markdown lines."""
+    """Format the results table, one row per detector with its headline figures, as Markdown."""
     header, rows = _headline_rows(data)
     return _table(header, rows)
 
@@ -199,7 +200,7 @@ def _events_section(data: dict) -> list[str]:
 
 def _files_section(data: dict, plots: bool) -> list[str]:
     names = list(data["detectors"])
-    header = ["file", "rows", "dead-lettered", "labeled", "warm-up"] + [
+    header = ["file", "rows", "dead-lettered", "labeled", "warm-up rows"] + [
         f"{name}: VUS-PR · ROC-AUC · alerts" for name in names
     ]
     rows = []
@@ -215,17 +216,25 @@ def _files_section(data: dict, plots: bool) -> list[str]:
             label = f"[{label}](plots/{file['plot']})"
         rows.append([
             label, str(file["rows"]), str(file["rows"] - file["accepted"]), str(file["labeled_rows"]),
-            _format(file["warmup_rows"]), *cells,
+            _format(file["scored_from_row"]), *cells,
         ])
     return ["## Files", ""] + _table(header, rows)
 
 
-def write_report(data: dict, output_dir: Path, *, plots: bool) -> Path:
-    """Write ``results.json`` and ``report.md`` into ``output_dir``; return the report's path."""
-    output_dir.mkdir(parents=True, exist_ok=True)
-    with open(output_dir / "results.json", "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2, allow_nan=False)
-        handle.write("\n")
+#: How the rows are scored, as every report states it.
+ROW_SCORES = (
+    "Row scores: each detector's raw score is mapped to [0, 1) online, as the share of its "
+    "earlier scores on the same key that are lower (one minus a conformal p-value), so no "
+    "future row is used. NAB takes the mapped score on the rows where the detector produced "
+    "an output (for the pipeline, the newest record of each window). Threshold-free metrics "
+    "(ROC-AUC, PR-AUC, VUS) take on every row the latest mapped score at or before it, and "
+    "event metrics, SKAB's F1/FAR/MAR and the detection delay take the alert state. Range, "
+    "event and delay figures cover the rows after each file's warm-up. The baselines decide "
+    "with the pipeline's own threshold and alert policy, per record."
+)
+
+
+def _header_section(data: dict) -> list[str]:
     versions = ", ".join(f"{name} {v}" for name, v in data["versions"].items() if v)
     machine = data["machine"]
     lines = [
@@ -240,33 +249,16 @@ def write_report(data: dict, output_dir: Path, *, plots: bool) -> Path:
         "",
         data["protocol"],
         "",
-        "Row scores: each detector's raw score is mapped to [0, 1) online, as the share of its "
-        "earlier scores on the same key that are lower (one minus a conformal p-value), so no "
-        "future row is used. NAB takes the mapped score on the rows where the detector produced "
-        "an output (for the pipeline, the newest record of each window). Threshold-free metrics "
-        "(ROC-AUC, PR-AUC, VUS) take on every row the latest mapped score at or before it, and "
-        "event metrics, SKAB's F1/FAR/MAR and the detection delay take the alert state. Range, "
-        "event and delay figures cover the rows after each file's warm-up. The baselines decide "
-        "with the pipeline's own threshold and alert policy, per record.",
+        ROW_SCORES,
         "",
     ]
     if data["warmup"] == "config":
         lines += ["Warm-up: as configured (`learning.warmup_windows`), not the benchmark's.", ""]
-    lines += ["## Detectors", ""] + _table(
-        ["detector", "what"],
-        [[name, figures["description"]] for name, figures in data["detectors"].items()],
-    )
-    lines += ["## Results", ""] + headline_table(data)
-    if plots:
-        lines += ["![comparison of the detectors](plots/comparison.png)", ""]
-    first = next(iter(data["detectors"].values()))
-    if "nab" in first:
-        lines += _nab_section(data)
-    if "skab" in first:
-        lines += _skab_section(data)
-    lines += _events_section(data)
-    lines += _files_section(data, plots)
-    lines += [
+    return lines
+
+
+def _outputs_section() -> list[str]:
+    return [
         "## Output files",
         "",
         "- `results.json`: every figure above, per detector and per file, with the configuration.",
@@ -276,11 +268,38 @@ def write_report(data: dict, output_dir: Path, *, plots: bool) -> Path:
         "- `plots/`: one plot per file and `comparison.png`.",
         "",
         "Per-row score files have one line per source row, in source order. A row takes its "
-        "key's latest output at or before it; rows before the key's first output have score 0 "
-        "and no alert.",
+        "key's latest output at or before it, and rows before the key's first output have "
+        "score 0 and no alert.",
         "",
         *_table(["column", "meaning"], [[f"`{name}`", meaning] for name, meaning in SCORE_COLUMNS]),
     ]
+
+
+def write_report(data: dict, output_dir: Path, *, plots: bool) -> Path:
+    """Write ``results.json`` and ``report.md`` into ``output_dir``; return the report's path."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    with open(output_dir / "results.json", "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=2, allow_nan=False)
+        handle.write("\n")
+
+    lines = _header_section(data)
+    lines += ["## Detectors", ""] + _table(
+        ["detector", "what"],
+        [[name, figures["description"]] for name, figures in data["detectors"].items()],
+    )
+    lines += ["## Results", ""] + headline_table(data)
+    if plots:
+        lines += ["![comparison of the detectors](plots/comparison.png)", ""]
+
+    first = next(iter(data["detectors"].values()))
+    if "nab" in first:
+        lines += _nab_section(data)
+    if "skab" in first:
+        lines += _skab_section(data)
+    lines += _events_section(data)
+    lines += _files_section(data, plots)
+    lines += _outputs_section()
+
     path = output_dir / "report.md"
     path.write_text("\n".join(lines), encoding="utf-8")
     return path

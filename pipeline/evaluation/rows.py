@@ -2,8 +2,8 @@
 
 A row is one item of the source: a line of a CSV or JSON-lines file, or one time bucket of a
 log. :func:`read_rows` decodes every item with :class:`~spikewatch.records.RecordDecoder` and
-the engine's ordering check, so it accepts and rejects exactly the rows the engine does; the
-runner checks that after each engine run. Labels are read for scoring only and never reach a
+the engine's ordering check, so it accepts and rejects the rows the engine does. The runner
+checks the count of accepted rows after each engine run. Labels are read for scoring only and never reach a
 detector.
 """
 
@@ -56,9 +56,9 @@ class RowTable:
     def row_index(self) -> dict[tuple[str, float], int]:
         """Map ``(key, timestamp)`` of each accepted row to its row number.
 
-        The engine reports a window by its key and the timestamp of its newest record, and
-        accepted records of a key have distinct timestamps unless ``validation.max_lateness_s``
-        lets a late record repeat one; such a file cannot be mapped and is rejected.
+        The engine reports a window by its key and the timestamp of its newest record. Accepted
+        records of a key have distinct timestamps, unless ``validation.max_lateness_s`` lets a
+        late record repeat one. Such a file cannot be mapped, and this raises ValueError.
         """
         index: dict[tuple[str, float], int] = {}
         for row in np.flatnonzero(self.accepted):

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from spikewatch.config import Config
-from spikewatch.evaluation.benchmarks import Benchmark, BenchmarkFile
+from spikewatch.evaluation.benchmarks import Benchmark, BenchmarkFile, configured_warmup_rows
 from spikewatch.evaluation.detectors import EvaluatedDetector
 from spikewatch.evaluation.rows import read_rows
 from spikewatch.evaluation.scores import write_scores
@@ -94,8 +94,9 @@ def run_evaluation(
             warmup_rows = None
             if warmup == "benchmark" and file.warmup_rows is not None:
                 warmup_rows = file.warmup_rows(len(rows))
+            scored_from = configured_warmup_rows(config) if warmup_rows is None else warmup_rows
             slug = file_slug(file)
-            result = FileResult(file, rows, warmup_rows, {})
+            result = FileResult(file, rows, warmup_rows, scored_from, {})
             labels = result.labels
             scores = result.scores
             for detector in detectors:

@@ -2,9 +2,8 @@
 
 A detector scores some rows: spikewatch scores a window when its newest record arrives (every
 ``windows.stride`` records of a key), the record-by-record baselines score every record. Each
-row takes the latest output of its key at or before it, so a row's values are what the detector
-had said by the time that row arrived; rows before a key's first output get score 0 and no
-alert. Rejected rows take their key's latest output too, and rows without a decodable key get
+row takes the latest output of its key at or before it, which is what the detector had output
+by the time that row arrived. Rows before a key's first output get score 0 and no alert. Rejected rows take their key's latest output too, and rows without a decodable key get
 score 0.
 
 Per-row score files (``scores/<detector>/<file>.csv``) have one line per source row::
@@ -96,8 +95,8 @@ class FileScores:
     def detection_score(self) -> np.ndarray:
         """The [0, 1) score on output rows and 0 elsewhere: one detection chance per output.
 
-        NAB counts every detected row, so a window's score applies to its newest record only;
-        filling it into the rows up to the next window would count one window up to
+        NAB counts every detected row, so a window's score applies to its newest record only.
+        Filled into the rows up to the next window, one window would count up to
         ``windows.stride`` times.
         """
         return np.where(self.output, self.anomaly_score, 0.0)

@@ -8,11 +8,11 @@
 * SKAB (files with changepoint marks): F1, FAR and MAR of the per-row alert state pooled over
   all files, and the changepoint NAB score of the rows where the alert state changes
   (:mod:`.skab`).
-* Every benchmark, on the rows after each file's warm-up: ROC-AUC, PR-AUC, VUS-ROC and VUS-PR
-  of the filled [0, 1) row score, averaged over the files that hold both classes there;
-  event-wise precision, recall and F1 of the alert state with events pooled over all files;
-  and the mean delay from the first row of a labeled range to the first alert in it, over the
-  ranges that were detected (:mod:`.ranges`).
+* Every benchmark, on the rows after each file's warm-up (:mod:`.ranges`). ROC-AUC, PR-AUC,
+  VUS-ROC and VUS-PR of the filled [0, 1) row score are averaged over the files that contain
+  both classes there. Event-wise precision, recall and F1 of the alert state pool the events of
+  all files. The mean delay runs from the first row of a labeled range to the first alert in
+  it, over the ranges that were detected.
 """
 
 from __future__ import annotations
@@ -34,7 +34,11 @@ class FileResult:
 
     file: BenchmarkFile
     rows: RowTable
+    #: Rows of each key that the detectors learned from before scoring, None: as configured.
     warmup_rows: int | None
+    #: Rows of each key that range, event and delay figures skip: ``warmup_rows``, or the
+    #: configured warm-up in records of one key.
+    scored_from: int
     scores: dict[str, FileScores]
 
     @property
@@ -130,70 +134,115 @@ def skab_figures(results: list[FileResult], detector: str) -> dict:
     return figures
 
 
-def range_figures(results: list[FileResult], detector: str) -> tuple[dict, dict[str, dict]]:
-    """Threshold-free, event-wise and delay figures: the totals and the figures per file."""
-    per_file: dict[str, dict] = {}
-    delays_rows, delays_seconds = [], []
-    detected = missed = false_events = 0
-    for result in results:
-        # The warm-up rows are the detectors' training part; like NAB's probationary period
-        # they are not scored.
-        start = result.warmup_rows or 0
-        scores, labels = result.scores[detector], result.labels[start:]
-        anomaly_score, alert = scores.anomaly_score[start:], scores.alert[start:]
-        figures: dict = {
-            "rows": len(result.rows),
-            "scored_rows": len(labels),
-            "alerts": int(scores.alert_onset.sum()),
-            "roc_auc": math.nan,
-            "pr_auc": math.nan,
-            "vus_roc": math.nan,
-            "vus_pr": math.nan,
-        }
-        if labels.any() and not labels.all():
-            figures["roc_auc"] = ranges.roc_auc(labels, anomaly_score)
-            figures["pr_auc"] = ranges.pr_auc(labels, anomaly_score)
-            volume = ranges.vus(labels, anomaly_score)
-            figures["vus_roc"], figures["vus_pr"] = volume.vus_roc, volume.vus_pr
-        events = ranges.event_scores(labels, alert)
-        figures["event_f1"] = events.f1
-        detected += events.detected_events
-        missed += events.missed_events
-        false_events += events.false_positive_events
-        stamps = result.rows.timestamps[start:]
-        delay = ranges.detection_delay(labels, alert, None if np.isnan(stamps).any() else stamps)
-        delays_rows.extend(delay.delays_rows.tolist())
-        if delay.delays_seconds is not None:
-            delays_seconds.extend(delay.delays_seconds.tolist())
-        per_file[result.file.name] = figures
+def _series_rows(result: FileResult) -> list[np.ndarray]:
+    """Row numbers of each key's scored rows, in order: the key's rows after its warm-up.
 
-    claimed = detected + false_events
-    precision = detected / claimed if claimed else math.nan
-    recall = detected / (detected + missed) if detected + missed else math.nan
-    # A detector that raises no alert has no precision; with events to find, its F1 is 0.
-    f1 = 0.0 if recall == 0.0 else math.nan
-    if not (math.isnan(precision) or math.isnan(recall)):
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    totals = {
-        "roc_auc": _mean([f["roc_auc"] for f in per_file.values()]),
-        "pr_auc": _mean([f["pr_auc"] for f in per_file.values()]),
-        "vus_roc": _mean([f["vus_roc"] for f in per_file.values()]),
-        "vus_pr": _mean([f["vus_pr"] for f in per_file.values()]),
-        "files_with_both_classes": sum(not math.isnan(f["roc_auc"]) for f in per_file.values()),
-        "event_precision": precision,
-        "event_recall": recall,
-        "event_f1": f1,
-        "events_detected": detected,
-        "events_missed": missed,
-        "false_positive_events": false_events,
-        "mean_delay_rows": float(np.mean(delays_rows)) if delays_rows else math.nan,
-        "mean_delay_seconds": float(np.mean(delays_seconds)) if delays_seconds else math.nan,
+    Rows that could not be decoded have no key and are left out.
+    """
+    by_key: dict[str, list[int]] = {}
+    for row, key in enumerate(result.rows.keys):
+        if key is not None:
+            by_key.setdefault(key, []).append(row)
+    return [
+        np.asarray(rows[result.scored_from :])
+        for rows in by_key.values()
+        if len(rows) > result.scored_from
+    ]
+
+
+@dataclass
+class _EventTotals:
+    detected: int = 0
+    missed: int = 0
+    false_events: int = 0
+
+    def add(self, events: ranges.EventScores) -> None:
+        self.detected += events.detected_events
+        self.missed += events.missed_events
+        self.false_events += events.false_positive_events
+
+    def figures(self) -> dict:
+        claimed = self.detected + self.false_events
+        precision = self.detected / claimed if claimed else math.nan
+        found = self.detected + self.missed
+        recall = self.detected / found if found else math.nan
+        # A detector that raises no alert has no precision; with events to find, its F1 is 0.
+        f1 = 0.0 if recall == 0.0 else math.nan
+        if not (math.isnan(precision) or math.isnan(recall)):
+            f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        return {
+            "event_precision": precision,
+            "event_recall": recall,
+            "event_f1": f1,
+            "events_detected": self.detected,
+            "events_missed": self.missed,
+            "false_positive_events": self.false_events,
+        }
+
+
+def _threshold_free(labels: np.ndarray, scores: np.ndarray) -> dict[str, float]:
+    if not labels.any() or labels.all():
+        return dict.fromkeys(("roc_auc", "pr_auc", "vus_roc", "vus_pr"), math.nan)
+    volume = ranges.vus(labels, scores)
+    return {
+        "roc_auc": ranges.roc_auc(labels, scores),
+        "pr_auc": ranges.pr_auc(labels, scores),
+        "vus_roc": volume.vus_roc,
+        "vus_pr": volume.vus_pr,
     }
-    return totals, per_file
+
+
+def range_figures(results: list[FileResult], detector: str) -> tuple[dict, dict[str, dict]]:
+    """Compute the threshold-free, event and delay figures: the totals and those per file.
+
+    Each key of a file is one series. Areas are averaged over the series that contain both
+    classes, events and delays are pooled over all series. A file's own areas are the mean over
+    its series.
+    """
+    per_file: dict[str, dict] = {}
+    per_series: list[dict[str, float]] = []
+    delays_rows, delays_seconds = [], []
+    totals = _EventTotals()
+    for result in results:
+        scores, labels = result.scores[detector], result.labels
+        stamps = result.rows.timestamps
+        series_figures = []
+        file_events = _EventTotals()
+        for rows in _series_rows(result):
+            series_figures.append(_threshold_free(labels[rows], scores.anomaly_score[rows]))
+            events = ranges.event_scores(labels[rows], scores.alert[rows])
+            totals.add(events)
+            file_events.add(events)
+            series_stamps = None if np.isnan(stamps[rows]).any() else stamps[rows]
+            delay = ranges.detection_delay(labels[rows], scores.alert[rows], series_stamps)
+            delays_rows.extend(delay.delays_rows.tolist())
+            if delay.delays_seconds is not None:
+                delays_seconds.extend(delay.delays_seconds.tolist())
+        per_series += series_figures
+        per_file[result.file.name] = {
+            "rows": len(result.rows),
+            "scored_rows": sum(len(rows) for rows in _series_rows(result)),
+            "alerts": int(scores.alert_onset.sum()),
+            **{
+                name: _mean([figures[name] for figures in series_figures])
+                for name in ("roc_auc", "pr_auc", "vus_roc", "vus_pr")
+            },
+            "event_f1": file_events.figures()["event_f1"],
+        }
+
+    figures = {
+        name: _mean([series[name] for series in per_series])
+        for name in ("roc_auc", "pr_auc", "vus_roc", "vus_pr")
+    }
+    figures["series_with_both_classes"] = sum(not math.isnan(s["roc_auc"]) for s in per_series)
+    figures.update(totals.figures())
+    figures["mean_delay_rows"] = float(np.mean(delays_rows)) if delays_rows else math.nan
+    figures["mean_delay_seconds"] = float(np.mean(delays_seconds)) if delays_seconds else math.nan
+    return figures, per_file
 
 
 def detector_figures(results: list[FileResult], detector: str) -> dict:
-    """Every figure of one detector over the files of a benchmark."""
+    """Compute every figure of one detector over the files of a benchmark."""
     totals, per_file = range_figures(results, detector)
     seconds = sum(result.scores[detector].seconds for result in results)
     accepted = sum(int(result.rows.accepted.sum()) for result in results)

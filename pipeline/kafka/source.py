@@ -20,7 +20,7 @@ from kafka.structs import OffsetAndMetadata
 
 from spikewatch.config import Config
 from spikewatch.kafka.client import Backoff, broker_reachable, consumer_options, partition_id, split_partition_id
-from spikewatch.kafka.state import GroupCheckpoints, default_worker_id, group_directory, partition_entries
+from spikewatch.kafka.state import GroupCheckpoints, default_worker_id, group_directory
 from spikewatch.metrics import PipelineMetrics
 from spikewatch.sources.base import PartitionListener, Source, SourceItem
 
@@ -30,6 +30,9 @@ logger = logging.getLogger(__name__)
 REBALANCE_ERRORS = (CommitFailedError, RebalanceInProgressError, IllegalGenerationError, UnknownMemberIdError)
 #: Seconds of empty polls after which a healthy source checks that a broker is still reachable.
 IDLE_PROBE_INTERVAL_S = 5.0
+#: Seconds between two looks, after a commit, for given-up partitions that their new owner has
+#: checkpointed since; each look reads every checkpoint file of the group.
+RELEASED_SCAN_INTERVAL_S = 60.0
 
 
 class _RebalanceListener(AsyncConsumerRebalanceListener):
@@ -93,10 +96,15 @@ class KafkaSource(Source):
         self._consumer: Any = None
         self._listener: PartitionListener | None = None
         self.metrics = PipelineMetrics()
-        # Per owned partition: the next offset to process and the records folded into its keys.
-        self._positions: dict[str, dict[str, int]] = {}
+        # Per partition: the next offset to process, the records folded into its keys, and when
+        # it was last checkpointed. Partitions given up stay, frozen, until another worker has
+        # checkpointed them (see spikewatch.kafka.state).
+        self._positions: dict[str, dict[str, Any]] = {}
         self._assigned: set[str] = set()
+        self._last_scan = time.monotonic()
         self._pending_commit: dict | None = None
+        # Checkpoints of partitions assigned during the last poll, for the engine to restore.
+        self._pending_restore: dict[str, dict | None] | None = None
         self._in_rebalance = False
         self._listener_error: BaseException | None = None
         self._closing = False
@@ -104,7 +112,8 @@ class KafkaSource(Source):
         self._broker_down = False
         self._next_probe_at = 0.0
         self._last_record = 0.0
-        # The idle timeout runs only once the group has answered this worker's first join.
+        # The idle timeout runs only while this worker is a settled member of the group, not
+        # during a join or rebalance.
         self._joined = False
         self.commits_ok = 0
         self.commits_failed = 0
@@ -120,8 +129,12 @@ class KafkaSource(Source):
     def checkpoint_path(self, configured: str) -> str:
         return str(self.checkpoints.worker_path)
 
-    def checkpoint_position(self, last_position: Any) -> dict[str, dict[str, int]]:
-        return {p: dict(entry) for p, entry in self._positions.items() if p in self._assigned}
+    def checkpoint_position(self, last_position: Any) -> dict[str, dict[str, Any]]:
+        now = time.time()
+        for name in self._assigned:
+            if name in self._positions:
+                self._positions[name]["checkpointed_at"] = now
+        return {p: dict(entry) for p, entry in self._positions.items()}
 
     # -- iteration --------------------------------------------------------------------------
 
@@ -148,6 +161,8 @@ class KafkaSource(Source):
             if self._listener_error is not None:
                 error, self._listener_error = self._listener_error, None
                 raise error
+            if self._pending_restore is not None:
+                self._restore_assigned()
             now = time.monotonic()
             if not batch:
                 if idle_timeout_s and self._joined and now - self._last_record >= idle_timeout_s:
@@ -168,7 +183,7 @@ class KafkaSource(Source):
 
     def _items(self, tp: TopicPartition, records: list) -> Iterator[SourceItem]:
         name = partition_id(tp.topic, tp.partition)
-        position = self._positions.setdefault(name, {"offset": 0, "records": 0})
+        position = self._positions.setdefault(name, {"offset": 0, "records": 0, "checkpointed_at": 0.0})
         use_key = self.use_message_key
         for record in records:
             position["offset"] = record.offset + 1
@@ -191,10 +206,14 @@ class KafkaSource(Source):
         """
         if self._consumer is None or not position:
             return
+        # Only owned partitions: another worker now commits the ones this worker gave up.
         offsets = {
             TopicPartition(*split_partition_id(p)): OffsetAndMetadata(entry["offset"], "", -1)
             for p, entry in position.items()
+            if p in self._assigned
         }
+        if not offsets:
+            return
         if self._in_rebalance:
             # Inside a rebalance callback on kafka-python's IO thread: the listener awaits it.
             self._pending_commit = offsets
@@ -205,6 +224,8 @@ class KafkaSource(Source):
             self._commit_failed(error)
         else:
             self._commit_succeeded(offsets)
+        if time.monotonic() - self._last_scan >= RELEASED_SCAN_INTERVAL_S and set(self._positions) - self._assigned:
+            self._forget_superseded(self.checkpoints.scan())
 
     def _commit_succeeded(self, offsets: dict) -> None:
         self.commits_ok += 1
@@ -253,6 +274,9 @@ class KafkaSource(Source):
             "partitions %s %s%s", names, event,
             ": this worker was evicted from the group, so nothing is committed" if lost else "",
         )
+        if self._pending_restore is not None:
+            # Assigned and revoked within one poll: the keys must be in the engine before its checkpoint.
+            self._restore_assigned()
         self._in_rebalance = True
         self._pending_commit = None
         try:
@@ -260,8 +284,8 @@ class KafkaSource(Source):
                 self._listener.partitions_revoked(names)
         finally:
             self._in_rebalance = False
+        self._joined = False
         for name in names:
-            self._positions.pop(name, None)
             self._assigned.discard(name)
             topic, number = split_partition_id(name)
             try:
@@ -273,28 +297,36 @@ class KafkaSource(Source):
         return None if lost else self._pending_commit
 
     def _assign(self, partitions: set[TopicPartition]) -> None:
-        """Restore newly assigned partitions from their newest checkpoints and seek to them."""
+        """Seek newly assigned partitions to their newest checkpoints' offsets.
+
+        Their keys are restored by :meth:`_restore_assigned` on the polling thread, before any
+        of their records is yielded: building the model and the key states there keeps
+        kafka-python's IO thread, which also sends the heartbeats, free.
+        """
         self._joined = True
         self._last_record = time.monotonic()
         if not partitions:
             logger.info("no partitions assigned to worker %s in group %r", self.worker_id, self.kafka.group_id)
             return
         by_name = {partition_id(tp.topic, tp.partition): tp for tp in partitions}
-        saved = self.checkpoints.newest(sorted(by_name))
-        if self._listener is not None:
-            self._listener.partitions_assigned(saved)
-        for callback in self.on_assigned:
-            callback()
+        copies = self.checkpoints.scan()
+        saved = {name: copies[name].state if name in copies else None for name in by_name}
+        self._pending_restore = {**(self._pending_restore or {}), **saved}
         fresh = []
         for name, tp in by_name.items():
-            state = saved[name]
-            if state is None:
+            if name not in copies:
                 fresh.append(name)
+                self._positions.pop(name, None)
                 continue
-            entry = partition_entries(state)[name]
-            self._positions[name] = {"offset": int(entry["offset"]), "records": int(entry["records"])}
+            entry = copies[name].entry
+            self._positions[name] = {
+                "offset": int(entry["offset"]),
+                "records": int(entry["records"]),
+                "checkpointed_at": float(entry.get("checkpointed_at", 0.0)),
+            }
             self._consumer.seek(tp, int(entry["offset"]))
         self._assigned.update(by_name)
+        self._forget_superseded(copies)
         restored = {name: self._positions[name]["offset"] for name in by_name if name not in fresh}
         logger.info("partitions %s assigned; resuming from checkpointed offsets %s", sorted(by_name), restored)
         if fresh:
@@ -307,6 +339,32 @@ class KafkaSource(Source):
             )
         self.metrics.kafka_rebalances.labels(event="assigned").inc(len(by_name))
         self.metrics.kafka_assigned_partitions.set(len(self._assigned))
+
+    def _forget_superseded(self, copies: dict) -> None:
+        """Drop given-up partitions whose newest copy is now in another worker's file."""
+        self._last_scan = time.monotonic()
+        superseded = [
+            name
+            for name in set(self._positions) - self._assigned
+            if name in copies and copies[name].path != self.checkpoints.worker_path
+        ]
+        if not superseded:
+            return
+        for name in superseded:
+            del self._positions[name]
+        if self._listener is not None:
+            self._listener.forget_partitions(superseded)
+        logger.debug("partitions %s are checkpointed by their new owners; no longer kept here", sorted(superseded))
+
+    def _restore_assigned(self) -> None:
+        """Hand the pending checkpoints of newly assigned partitions to the engine."""
+        saved, self._pending_restore = self._pending_restore, None
+        if self._listener is not None:
+            self._listener.partitions_assigned(saved)
+        for callback in self.on_assigned:
+            callback()
+        # The idle timeout counts from here: restoring may take seconds.
+        self._last_record = time.monotonic()
 
     # -- broker health and lag --------------------------------------------------------------
 

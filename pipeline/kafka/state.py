@@ -1,14 +1,18 @@
 """Checkpoint files of the workers of one consumer group, and the newest state of each partition.
 
-Every worker writes one checkpoint file, ``<directory>/<worker_id>.ckpt``, holding the model,
-the keys of the partitions it owns and, per partition, the next offset and the number of records
-folded into that state (the engine's ordinary checkpoint, see :mod:`spikewatch.engine`). A file
-is replaced atomically, so it is always one consistent snapshot of one worker.
+Every worker writes one checkpoint file, ``<directory>/<worker_id>.ckpt``: the engine's ordinary
+checkpoint (see :mod:`spikewatch.engine`), whose source position maps each partition to its
+next offset, the records folded into its keys, and ``checkpointed_at``, the time its owner last
+checkpointed it. A file is replaced atomically, so it is one consistent snapshot of one worker.
 
-When a partition is assigned, the worker looks for it in every file of the directory and takes
-the copy written last (``written_at``). A worker that gives a partition up writes its checkpoint
-before the group hands the partition on, so that copy is the revoking worker's; after a crash it
-is the crashed worker's last checkpoint, and the records after it are processed again.
+A worker keeps the partitions it gave up in its file, frozen at the time it released them,
+until another worker's file holds a newer copy. So the state of a partition is on disk from the
+moment its owner releases it, also while its next owner has restored it only in memory.
+
+When a partition is assigned, the worker takes the copy with the latest ``checkpointed_at``
+from all files of the directory. A worker that gives a partition up checkpoints it before the
+group hands it on, so that copy is the revoking worker's; after a crash it is the crashed
+worker's last checkpoint, and the records after it are processed again.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import logging
 import os
 import re
 import socket
+from dataclasses import dataclass
 from pathlib import Path
 
 from spikewatch.checkpoint import load_checkpoint
@@ -43,9 +48,23 @@ def group_directory(checkpoint_path: str | os.PathLike, group_id: str) -> Path:
 
 
 def partition_entries(state: dict) -> dict[str, dict]:
-    """``{partition: {"offset": next offset, "records": records folded in}}`` of a checkpoint."""
+    """``{partition: {"offset", "records", "checkpointed_at"}}`` of a worker's checkpoint."""
     position = state.get("source", {}).get("position")
     return position if isinstance(position, dict) else {}
+
+
+@dataclass(slots=True)
+class PartitionCopy:
+    """The newest checkpointed state of one partition and the file that holds it."""
+
+    path: Path
+    state: dict
+    partition: str
+
+    @property
+    def entry(self) -> dict:
+        """``{"offset", "records", "checkpointed_at"}`` of the partition in that checkpoint."""
+        return partition_entries(self.state)[self.partition]
 
 
 class GroupCheckpoints:
@@ -65,40 +84,41 @@ class GroupCheckpoints:
         self.directory = Path(directory)
         self.worker_path = self.directory / f"{_file_name_part(worker_id)}{SUFFIX}"
 
-    def _files(self) -> list[Path]:
+    def _load_all(self) -> list[tuple[Path, dict]]:
         if not self.directory.is_dir():
             return []
-        return sorted(p for p in self.directory.iterdir() if p.suffix == SUFFIX and p.is_file())
-
-    def _load_all(self) -> list[tuple[Path, dict]]:
         loaded = []
-        for path in self._files():
+        for path in sorted(self.directory.glob(f"*{SUFFIX}")):
             try:
                 loaded.append((path, load_checkpoint(path)))
-            except FileNotFoundError:
-                continue  # pruned by another worker since the directory was listed
             except CheckpointError as error:
-                logger.warning("skipping %s: %s", path, error)
+                # A file pruned by another worker since the glob reads as "not found" too.
+                if path.exists():
+                    logger.warning("skipping %s: %s", path, error)
         return loaded
 
-    def newest(self, partitions: list[str]) -> dict[str, dict | None]:
-        """Map each partition to the checkpoint that holds its newest state, or None.
+    def scan(self) -> dict[str, PartitionCopy]:
+        """The newest copy of every partition found in the directory.
 
-        Checkpoints are compared by ``written_at``, and by offset when two were written in the
-        same instant. Files that hold no newest copy of any partition and are older than
-        another worker's file are deleted (the files of workers that have stopped).
+        Copies are compared by ``checkpointed_at``, then by offset. Files that hold no newest
+        copy and are not the newest file are deleted: they belong to workers that have stopped.
         """
         loaded = self._load_all()
-        best: dict[str, tuple[tuple[float, int], dict]] = {}
-        holders: dict[str, Path] = {}
+        best: dict[str, tuple[tuple[float, int], PartitionCopy]] = {}
         for path, state in loaded:
+            written_at = float(state.get("written_at", 0.0))
             for partition, entry in partition_entries(state).items():
-                rank = (float(state.get("written_at", 0.0)), int(entry["offset"]))
+                rank = (float(entry.get("checkpointed_at", written_at)), int(entry["offset"]))
                 if partition not in best or rank > best[partition][0]:
-                    best[partition] = (rank, state)
-                    holders[partition] = path
-        self._prune(loaded, set(holders.values()))
-        return {p: best[p][1] if p in best else None for p in partitions}
+                    best[partition] = (rank, PartitionCopy(path, state, partition))
+        copies = {partition: copy for partition, (_, copy) in best.items()}
+        self._prune(loaded, {copy.path for copy in copies.values()})
+        return copies
+
+    def newest(self, partitions: list[str]) -> dict[str, dict | None]:
+        """Map each partition to the checkpoint that holds its newest state, or None."""
+        copies = self.scan()
+        return {p: copies[p].state if p in copies else None for p in partitions}
 
     def _prune(self, loaded: list[tuple[Path, dict]], needed: set[Path]) -> None:
         if not loaded:
@@ -107,11 +127,11 @@ class GroupCheckpoints:
         for path, state in loaded:
             if path in needed or path == self.worker_path:
                 continue
-            # The newest file stays: it holds the model a worker without one starts from.
+            # The newest file stays: it holds the model that a worker without one starts from.
             if float(state.get("written_at", 0.0)) >= newest_written:
                 continue
             try:
                 path.unlink()
-                logger.info("deleted %s: every partition in it has a newer checkpoint", path)
+                logger.info("deleted %s: every partition in it has a newer checkpoint elsewhere", path)
             except FileNotFoundError:
                 pass

@@ -80,7 +80,7 @@ class TemplateCountSource(Source):
     default_key
         Stream key of lines without a key field and without a source key (a Kafka message key).
     key_field
-        Field of the log format that holds the stream key; empty: ``default_key``.
+        Field of the log format that contains the stream key; empty: ``default_key``.
     normal_label
         Value of a ``<Label>`` field that marks a normal line; any other value marks an anomaly.
     state_path
@@ -179,9 +179,8 @@ class TemplateCountSource(Source):
         if self.state_path is not None and self.state_path.exists():
             self.templates.load_state_bytes(self.state_path.read_bytes())
         else:
-            # NOTE: without saved templates, numbering restarts and templates may move to other
-            # channels than the checkpointed model learned; the state file goes away only if
-            # it was deleted by hand.
+            # NOTE: without saved templates the numbering restarts, so templates may land on
+            # other channels than the checkpointed model learned.
             logger.warning(
                 "no saved log templates at %s: templates are mined again from the resumed lines",
                 self.state_path,
@@ -192,9 +191,9 @@ class TemplateCountSource(Source):
     def commit(self, position: Any) -> None:
         """Save the mined templates, then acknowledge ``position`` to the line source.
 
-        NOTE: the saved templates include lines of still-open buckets, which a resumed run
-        reads again; those lines then count once more in their template's size and do not
-        count as new templates. Channel numbers are unaffected.
+        NOTE: the saved templates include the lines of still-open buckets, which a resumed run
+        reads again. Those lines then count twice in their template's size and never as new
+        templates. Channel numbers are unaffected.
         """
         if self.state_path is not None:
             temporary = self.state_path.with_name(self.state_path.name + ".tmp")

@@ -45,7 +45,8 @@ logger = logging.getLogger(__name__)
 #: ``alertname`` label of every alert this sink posts.
 ALERTNAME = "SpikewatchAnomaly"
 #: A firing post sets ``endsAt`` this many re-send intervals ahead, so one or two lost re-sends
-#: do not resolve the alert. Prometheus uses the same factor of 4 for its own re-sends.
+#: do not resolve the alert. Prometheus's rules/alerting.go stamps its alerts with 4 times
+#: max(evaluation interval, resend delay) for the same reason.
 ENDS_AT_RESEND_INTERVALS = 4
 #: Alerts per POST request; a longer queue is posted in several requests.
 MAX_ALERTS_PER_POST = 500
@@ -88,7 +89,7 @@ def alertmanager_alert(alert: Alert, *, severity: str, ends_at: float) -> dict:
 
 
 class AlertmanagerSink(AlertSink):
-    """Post alerts to Alertmanager; ``send`` never blocks on the network.
+    """Alert sink that posts to Alertmanager from a background thread, so ``send`` never waits.
 
     Parameters
     ----------
@@ -131,6 +132,7 @@ class AlertmanagerSink(AlertSink):
             raise ValueError(f"Alertmanager url = {url!r} must start with http:// or https://")
         if queue_size < 1:
             raise ValueError(f"queue_size = {queue_size} must be at least 1")
+
         self.endpoint = url.rstrip("/") + "/api/v2/alerts"
         self.metrics = metrics or PipelineMetrics()
         self.severity = severity
@@ -141,6 +143,7 @@ class AlertmanagerSink(AlertSink):
         self.queue_size = queue_size
         self.state_path = Path(state_path) if state_path is not None else None
         self._clock = clock
+
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         # alert id -> the firing alert, re-sent every resend interval until it resolves.
@@ -156,6 +159,7 @@ class AlertmanagerSink(AlertSink):
         self._stopping = False
         self._failed_at_close = False
         self.posts = 0
+
         if self.state_path is not None and self.state_path.exists():
             self._load_state()
         self._thread = threading.Thread(target=self._run, name="alertmanager-sink", daemon=True)
@@ -205,7 +209,7 @@ class AlertmanagerSink(AlertSink):
         current = {alert.alert_id: alert for alert in self._open_alerts()}
         with self._wake:
             for alert_id in self._firing.keys() - current.keys():
-                # The key left this worker (or a restart did not resume it): its next owner
+                # The key left this worker, or a restart did not resume it. Its next owner
                 # re-sends the alert, or Alertmanager resolves it when endsAt passes.
                 logger.debug("alert %s is no longer open in this worker; it is no longer re-sent", alert_id)
                 del self._firing[alert_id]
@@ -215,7 +219,7 @@ class AlertmanagerSink(AlertSink):
             self._wake.notify()
 
     def flush(self) -> None:
-        """Write the firing and queued alerts to ``state_path``; delivery itself is not awaited."""
+        """Write the firing and queued alerts to ``state_path``, without waiting for delivery."""
         self.sync()
         if self.state_path is None:
             return
@@ -259,7 +263,7 @@ class AlertmanagerSink(AlertSink):
     # -- the worker thread ------------------------------------------------------------------
 
     def _enqueue(self, alert: Alert, ends_at: float | None) -> None:
-        """Queue the latest state of ``alert``; the caller holds the lock."""
+        """Queue the latest state of ``alert``. The caller holds the lock."""
         queue = self._queue
         if alert.alert_id not in queue and len(queue) >= self.queue_size:
             dropped_id, (dropped, _) = queue.popitem(last=False)
@@ -284,7 +288,7 @@ class AlertmanagerSink(AlertSink):
                 self._deliver(batch)
 
     def _next_batch(self) -> list[tuple[str, tuple[Alert, float | None]]] | None:
-        """Wait until a post is due; return its alerts, [] to loop again, None to stop."""
+        """Wait until a post is due. Return its alerts, [] to loop again, or None to stop."""
         now = time.monotonic()
         if not self._stopping:
             due = self._next_resend
@@ -345,11 +349,11 @@ class AlertmanagerSink(AlertSink):
                         wait,
                     )
                 if self._stopping:
-                    # Closing: no more retries; the state file keeps the queue for the next run.
+                    # No retries while closing, because the state file keeps the queue for the next run.
                     self._failed_at_close = True
 
     def _post(self, payload: list[dict]) -> tuple[str | None, bool]:
-        """POST ``payload``; return (error text or None, whether retrying cannot help)."""
+        """POST ``payload`` and return (error text or None, whether retrying cannot help)."""
         request = urllib.request.Request(
             self.endpoint,
             data=json.dumps(payload).encode(),
@@ -362,7 +366,7 @@ class AlertmanagerSink(AlertSink):
             return None, False
         except urllib.error.HTTPError as error:
             body = error.read(500).decode("utf-8", "replace").strip()
-            # 4xx other than 408 and 429 means the request itself is invalid; resending cannot help.
+            # 4xx other than 408 and 429 means the request itself is invalid, so resending cannot help.
             permanent = 400 <= error.code < 500 and error.code not in (408, 429)
             return f"HTTP {error.code} {body}".rstrip(), permanent
         except (urllib.error.URLError, OSError, TimeoutError) as error:

@@ -36,10 +36,13 @@ class PartitionListener(Protocol):
     """
 
     def partitions_revoked(self, partitions: list[str]) -> None:
-        """Checkpoint every key, have the source commit, then forget the keys of ``partitions``."""
+        """Checkpoint every key, have the source commit, then release the keys of ``partitions``."""
 
     def partitions_assigned(self, saved: dict[str, dict | None]) -> None:
         """Restore each new partition's keys from ``saved[partition]``, its newest checkpoint."""
+
+    def forget_partitions(self, partitions: list[str]) -> None:
+        """Stop checkpointing the released keys of ``partitions``; a newer copy exists elsewhere."""
 
 
 class Source:

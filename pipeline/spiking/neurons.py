@@ -15,6 +15,8 @@ import math
 import torch
 from torch import nn
 
+from spikewatch.spiking import kernels
+
 
 class ArctanSpike(torch.autograd.Function):
     """Heaviside step forward; derivative of a scaled arctan backward.
@@ -125,8 +127,10 @@ class LIF(nn.Module):
     def _forward_inference(
         self, current: torch.Tensor, membrane: torch.Tensor, every: int
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        # The same charge, fire and reset as forward(), in place and without the autograd
-        # function: scoring runs this path for every window, so its per-step overhead matters.
+        # The same charge, fire and reset as forward(), without the autograd function: scoring
+        # runs this path for every window, so its per-step overhead matters.
+        if kernels.AVAILABLE:
+            return self._forward_compiled(current, membrane, every)
         out = torch.empty_like(current)
         ends = torch.empty((current.shape[0] // every, *membrane.shape), dtype=membrane.dtype)
         v = membrane.clone()
@@ -138,6 +142,19 @@ class LIF(nn.Module):
                 ends[(step + 1) // every - 1] = v
         self._record_activity(out)
         return out, ends
+
+    def _forward_compiled(
+        self, current: torch.Tensor, membrane: torch.Tensor, every: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        steps = current.shape[0]
+        flat_current = current.detach().reshape(steps, -1).to(torch.float32).contiguous().numpy()
+        flat_membrane = membrane.detach().reshape(-1).to(torch.float32).numpy().copy()
+        spikes, ends = kernels.lif_scan(
+            flat_current, flat_membrane, beta=self.beta, v_threshold=self.v_threshold, every=every
+        )
+        out = torch.from_numpy(spikes).reshape(current.shape)
+        self._record_activity(out)
+        return out, torch.from_numpy(ends).reshape(steps // every, *membrane.shape)
 
     def _record_activity(self, spikes: torch.Tensor) -> None:
         # Kept as a tensor and summed only when a metric asks, to avoid a sync per call.

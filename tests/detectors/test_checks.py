@@ -42,12 +42,20 @@ def shifted_gaussian() -> tuple[np.ndarray, np.ndarray]:
 _FITTED: dict[tuple, object] = {}
 
 
-def fitted(cls, params, X: np.ndarray, tag: str):
+def fitted(cls, params, X: np.ndarray, tag: str, *, contamination: float = 0.0):
     """A detector fitted on ``X``, cached per case; callers get a deep copy they may change."""
     key = (cls.__name__, tuple(sorted(params.items())), tag)
     if key not in _FITTED:
-        _FITTED[key] = cls(N_FEATURES, seed=0, **params).fit(X, epochs=EPOCHS)
+        detector = cls(N_FEATURES, seed=0, **params)
+        _FITTED[key] = detector.fit(X, epochs=EPOCHS, contamination=contamination)
     return copy.deepcopy(_FITTED[key])
+
+
+def expect_failure(cls, params, request) -> None:
+    """Mark the running check as a strict expected failure if the detector lists it."""
+    reason = cls._unit_test_expected_failures(params).get(request.node.originalname)
+    if reason is not None:
+        request.applymarker(pytest.mark.xfail(reason=reason, strict=True))
 
 
 def snapshot(detector) -> dict:
@@ -162,9 +170,12 @@ def test_loss_goes_down_on_normal_data(cls, params):
 
 
 @pytest.mark.parametrize("cls, params", CASES)
-def test_shifted_rows_score_higher(cls, params):
+def test_shifted_rows_score_higher(cls, params, request):
+    expect_failure(cls, params, request)
     X, labels = shifted_gaussian()
-    detector = fitted(cls, params, X, "shifted")
+    # Trained as the pipeline learns: only from rows judged normal. The trimmed fraction is
+    # twice the true 5 % because a 64-row batch often holds 5 or 6 of the shifted rows.
+    detector = fitted(cls, params, X, "shifted", contamination=0.1)
     scores = detector.score(X)
     assert np.unique(scores).size > 0.9 * X.shape[0], "scores collapsed to a few values"
     assert scores.std() > 1e-3 * abs(scores.mean())

@@ -40,11 +40,11 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def wait_until(check: Callable[[], T], *, timeout_s: float, what: str, interval_s: float = 0.25) -> T:
+def wait_until(check: Callable[[], T], *, timeout_s: float, description: str, interval_s: float = 0.25) -> T:
     """Call ``check`` until it returns a truthy value and return that value.
 
-    Raises AssertionError naming ``what`` once ``timeout_s`` seconds have passed; this bounds the
-    test rather than measuring speed.
+    Raises AssertionError naming ``description`` once ``timeout_s`` seconds have passed. The
+    timeout bounds the test and does not measure speed.
     """
     deadline = time.monotonic() + timeout_s
     while True:
@@ -52,7 +52,7 @@ def wait_until(check: Callable[[], T], *, timeout_s: float, what: str, interval_
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
+            raise AssertionError(f"timed out after {timeout_s:g} s waiting for {description}")
         time.sleep(interval_s)
 
 
@@ -102,7 +102,7 @@ class ServerProcess:
                 )
             return http_ok(self.url + path)
 
-        wait_until(ready, timeout_s=READY_TIMEOUT_S, what=f"{self.name} to answer {path}")
+        wait_until(ready, timeout_s=READY_TIMEOUT_S, description=f"{self.name} to answer {path}")
 
     def signal(self, signum: int) -> None:
         """Send ``signum`` to this process by its PID, if it still runs."""
@@ -297,8 +297,8 @@ class SpikewatchWorker(ServerProcess):
 
     def sample(self, name: str, labels: dict[str, str] | None = None) -> float | None:
         """Return the value of one sample of the worker's exposition, or None if absent."""
-        wanted = ",".join(f'{k}="{v}"' for k, v in sorted((labels or {}).items()))
-        prefix = f"{name}{{{wanted}}}" if wanted else name
+        selector = ",".join(f'{k}="{v}"' for k, v in sorted((labels or {}).items()))
+        prefix = f"{name}{{{selector}}}" if selector else name
         for line in self.metrics_text().splitlines():
             if line.startswith(prefix + " "):
                 return float(line.rsplit(" ", 1)[1])

@@ -1,7 +1,7 @@
 """The Alertmanager sink against a real Alertmanager, fed by a running ``spikewatch replay``.
 
 A replayed level shift opens an alert. The test reads it back from Alertmanager's v2 API while it
-fires, then sees Alertmanager notify a webhook of its resolution. A second test starts the worker
+fires, then checks that Alertmanager notifies a webhook of its resolution. A second test starts the worker
 while Alertmanager is down and starts Alertmanager only after the alert has fired, so the alert
 reaches it through the sink's retries.
 """
@@ -17,17 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.servers import (  # noqa: F401 (fixtures)
-    SLOW_FROM,
-    alertmanager_factory,
-    free_port,
-    record_timestamp,
-    servers,
-    wait_until,
-    webhook_config,
-    worker_factory,
-    write_spike_csv,
-)
+from tests.integration.servers import free_port, record_timestamp, wait_until, webhook_config, write_spike_csv
 
 pytestmark = pytest.mark.integration
 
@@ -110,7 +100,7 @@ def test_alert_fires_then_resolves(tmp_path, alertmanager_factory, worker_factor
     worker = worker_factory(csv_path, extra_config=sink_config(alertmanager.url))
 
     active = wait_until(
-        lambda: shift_alert_in(alertmanager), timeout_s=90, what="the level shift's alert in Alertmanager"
+        lambda: shift_alert_in(alertmanager), timeout_s=90, description="the level shift's alert in Alertmanager"
     )
     labels = active["labels"]
     annotations = active["annotations"]
@@ -126,7 +116,7 @@ def test_alert_fires_then_resolves(tmp_path, alertmanager_factory, worker_factor
     wait_until(
         lambda: "resolved" in webhook.statuses(alert_id),
         timeout_s=60,
-        what=f"Alertmanager to notify the resolution of {alert_id}",
+        description=f"Alertmanager to notify the resolution of {alert_id}",
     )
     statuses = webhook.statuses(alert_id)
     assert statuses[0] == "firing"
@@ -148,12 +138,12 @@ def test_alert_survives_alertmanager_outage(tmp_path, alertmanager_factory, work
     worker = worker_factory(csv_path, extra_config=sink_config(f"http://127.0.0.1:{port}"))
 
     wait_until(
-        lambda: worker.sample("spikewatch_alerts_open") == 1, timeout_s=90, what="an alert to open"
+        lambda: worker.sample("spikewatch_alerts_open") == 1, timeout_s=90, description="an alert to open"
     )
     failed = wait_until(
         lambda: worker.sample("spikewatch_alertmanager_sends_total", {"result": "failed"}),
         timeout_s=30,
-        what="a failed post to the stopped Alertmanager",
+        description="a failed post to the stopped Alertmanager",
     )
     assert failed >= 1
 
@@ -163,7 +153,7 @@ def test_alert_survives_alertmanager_outage(tmp_path, alertmanager_factory, work
             alert for notification in list(webhook.notifications) for alert in notification["alerts"]
         ],
         timeout_s=60,
-        what="the alert to reach Alertmanager after it started",
+        description="the alert to reach Alertmanager after it started",
     )
     assert notified[0]["labels"]["alertname"] == "SpikewatchAnomaly"
     assert notified[0]["status"] == "firing"

@@ -7,18 +7,14 @@ the next failed scrape.
 
 from __future__ import annotations
 
+import shutil
 import signal
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.integration.servers import (  # noqa: F401 (fixtures)
-    prometheus_factory,
-    servers,
-    wait_until,
-    worker_factory,
-    write_spike_csv,
-)
+from tests.integration.servers import wait_until, write_spike_csv
 
 pytestmark = pytest.mark.integration
 
@@ -36,7 +32,7 @@ def test_prometheus_stores_worker_metrics(tmp_path, prometheus_factory, worker_f
     scored = wait_until(
         lambda: prometheus.query("spikewatch_windows_scored_total > 20"),
         timeout_s=90,
-        what="Prometheus to store more than 20 scored windows",
+        description="Prometheus to store more than 20 scored windows",
     )
     assert scored[0]["metric"]["job"] == "spikewatch"
     assert prometheus.query('up{job="spikewatch"}')[0]["value"][1] == "1"
@@ -51,7 +47,7 @@ def test_prometheus_stores_worker_metrics(tmp_path, prometheus_factory, worker_f
     thresholds = wait_until(
         lambda: values_by(prometheus.query("spikewatch_key_threshold"), "key"),
         timeout_s=60,
-        what="a trusted threshold of key default",
+        description="a trusted threshold of key default",
     )
     assert thresholds["default"] > 0
     assert prometheus.query("spikewatch_warmup_progress_ratio")[0]["value"][1] == "1"
@@ -64,10 +60,19 @@ def test_prometheus_stores_worker_metrics(tmp_path, prometheus_factory, worker_f
         rules = [rule for group in groups for rule in group["rules"]]
         return rules if rules and all(not rule["lastEvaluation"].startswith("0001-") for rule in rules) else None
 
-    rules = wait_until(evaluated_rules, timeout_s=30, what="every rule to be evaluated")
+    rules = wait_until(evaluated_rules, timeout_s=30, description="every rule to be evaluated")
     assert len(rules) == 10
     for rule in rules:
         assert rule["health"] == "ok", (rule["name"], rule.get("lastError"))
+
+    # The live endpoint's exposition passes promtool's lint, per-key series included.
+    exposition = worker.metrics_text()
+    assert 'spikewatch_key_score{key="default"}' in exposition
+    lint = subprocess.run(
+        [shutil.which("promtool"), "check", "metrics"], input=exposition, capture_output=True, text=True, timeout=60
+    )
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    assert (lint.stdout + lint.stderr).strip() == ""
 
     assert worker.stop() == 0
     assert (worker.log_path.parent / "checkpoints" / "spikewatch.ckpt").exists()
@@ -84,7 +89,7 @@ def test_killed_worker_series_go_stale(tmp_path, prometheus_factory, worker_fact
     wait_until(
         lambda: len(prometheus.query("spikewatch_windows_scored_total > 0")) == 2,
         timeout_s=90,
-        what="both workers to be scraped with scored windows",
+        description="both workers to be scraped with scored windows",
     )
     workers = sorted(result["metric"]["worker"] for result in prometheus.query("spikewatch_worker_info"))
     assert workers == ["worker-1", "worker-2"]
@@ -97,7 +102,7 @@ def test_killed_worker_series_go_stale(tmp_path, prometheus_factory, worker_fact
             sorted(result["metric"]["worker"] for result in prometheus.query("spikewatch_worker_info"))
         ),
         timeout_s=30,
-        what="the killed worker's series to go stale",
+        description="the killed worker's series to go stale",
     )
     assert live == ["worker-1"]
     up = values_by(prometheus.query('up{job="spikewatch"}'), "instance")

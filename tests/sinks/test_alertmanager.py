@@ -1,6 +1,6 @@
-"""The Alertmanager sink against a small HTTP server that stands in for Alertmanager's v2 API.
+"""The Alertmanager sink against a small HTTP server in place of Alertmanager's v2 API.
 
-The real Alertmanager is exercised in tests/integration/test_alertmanager_live.py; this server
+The real Alertmanager is exercised in tests/integration/test_alertmanager_live.py. This server
 lets the tests fail requests, reject them, or hold one open.
 """
 
@@ -20,12 +20,12 @@ from spikewatch.sinks.alertmanager import ALERTNAME, AlertmanagerSink, alertmana
 WAIT_S = 10.0
 
 
-def wait_for(check, what):
-    """Poll ``check`` until it is true; fail naming ``what`` after WAIT_S seconds."""
+def wait_for(check, description):
+    """Poll ``check`` until it is true, and fail naming ``description`` after WAIT_S seconds."""
     deadline = time.monotonic() + WAIT_S
     while not check():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
+            raise AssertionError(f"timed out waiting for {description}")
         time.sleep(0.01)
 
 
@@ -203,7 +203,7 @@ def test_send_returns_while_post_hangs(fake, sinks):
     sink = open_sink(sinks, fake.url, timeout_s=WAIT_S * 2)
     sink.send(make_alert("a0"))
     assert fake.waiting.wait(WAIT_S)
-    # The worker thread is inside a request that the server holds open; sends still return.
+    # The worker thread waits inside a request that the server keeps open, and sends still return.
     for index in range(1, 51):
         assert sink.send(make_alert(f"a{index}")) is True
     assert not fake.gate_timed_out
