@@ -7,6 +7,7 @@ silently to a default.
 
 from __future__ import annotations
 
+import math
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -23,6 +24,10 @@ def parse_host_port(address: str, *, option: str) -> tuple[str, int]:
         raise ValueError(f"{option} = {address!r} is not HOST:PORT with a port in 0..65535")
     return host, int(port)
 
+
+
+#: Peaks over the initial threshold that a SPOT calibration must expect to leave, at least.
+SPOT_MIN_PEAKS = 5
 
 
 class _Section(BaseModel):
@@ -80,6 +85,7 @@ class LogsConfig(_Section):
 class WindowConfig(_Section):
     length: int = Field(32, ge=2, le=4096)
     stride: int = Field(8, ge=1)
+    stride_s: float = Field(0.0, ge=0.0)
     max_keys: int = Field(100_000, ge=1)
 
     @model_validator(mode="after")
@@ -121,11 +127,18 @@ class EncoderConfig(_Section):
 
 
 class DetectorConfig(_Section):
-    kind: Literal["deep_svdd"] = "deep_svdd"
+    kind: Literal["deep_svdd", "neutral_ad", "goad"] = "deep_svdd"
     objective: Literal["one-class", "soft-boundary"] = "one-class"
     nu: float = Field(0.05, gt=0.0, le=1.0)
     rep_dim: int = Field(16, ge=1)
     hidden_dim: int = Field(64, ge=1)
+    neutral_transformations: int = Field(11, ge=2)
+    neutral_transformation_kind: Literal["residual", "feed-forward", "multiplicative"] = "residual"
+    temperature: float = Field(0.1, gt=0.0)
+    goad_transformations: int = Field(32, ge=2)
+    goad_transform_dim: int = Field(16, ge=1)
+    goad_margin: float = Field(1.0, ge=0.0)
+    goad_triplet_weight: float = Field(0.1, ge=0.0)
 
 
 class LearningConfig(_Section):
@@ -139,14 +152,23 @@ class LearningConfig(_Section):
     contamination: float = Field(0.05, ge=0.0, lt=1.0)
     max_grad_norm: float = Field(5.0, gt=0.0)
     reconstruction_weight: float = Field(1.0, ge=0.0)
+    drift_detection: bool = True
+    drift_delta: float = Field(0.002, gt=0.0, lt=1.0)
+    drift_adaptation_windows: int = Field(512, ge=0)
+    drift_steps_per_update: int = Field(4, ge=1)
 
 
 class ThresholdConfig(_Section):
-    kind: Literal["quantile"] = "quantile"
+    kind: Literal["quantile", "spot", "dspot", "conformal"] = "quantile"
     quantile: float = Field(0.99, gt=0.0, lt=1.0)
     history: int = Field(512, ge=2)
     min_history: int = Field(32, ge=1)
     margin: float = Field(1.0, gt=0.0)
+    risk: float = Field(0.001, gt=0.0, lt=1.0)
+    peaks_level: float = Field(0.98, gt=0.0, lt=1.0)
+    dspot_depth: int = Field(16, ge=1)
+    false_alarms_per_day: float = Field(1.0, gt=0.0)
+    window_interval_s: float = Field(0.0, ge=0.0)
 
     @model_validator(mode="after")
     def _min_history_fits(self) -> ThresholdConfig:
@@ -154,6 +176,27 @@ class ThresholdConfig(_Section):
             raise ValueError(
                 f"threshold.min_history = {self.min_history} exceeds "
                 f"threshold.history = {self.history}"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _spot_has_a_tail(self) -> ThresholdConfig:
+        if self.kind not in ("spot", "dspot"):
+            return self
+        if self.risk >= 1.0 - self.peaks_level:
+            raise ValueError(
+                f"threshold.risk = {self.risk} must be below 1 - threshold.peaks_level = "
+                f"{1.0 - self.peaks_level:g}: SPOT reads the threshold from the tail above that level"
+            )
+        calibration = self.min_history - (self.dspot_depth if self.kind == "dspot" else 0)
+        needed = math.ceil(SPOT_MIN_PEAKS / (1.0 - self.peaks_level)) + (
+            self.dspot_depth if self.kind == "dspot" else 0
+        )
+        if calibration * (1.0 - self.peaks_level) < SPOT_MIN_PEAKS - 1e-9:
+            raise ValueError(
+                f"threshold.min_history = {self.min_history} leaves fewer than {SPOT_MIN_PEAKS} "
+                f"calibration scores over the {self.peaks_level:g} quantile for threshold.kind = "
+                f"{self.kind!r}; set min_history to at least {needed} (and history at least as large)"
             )
         return self
 

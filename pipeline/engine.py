@@ -50,7 +50,7 @@ from spikewatch.sinks import AlertSink, DeadLetter, DeadLetterSink
 from spikewatch.sources import Source, SourceItem
 from spikewatch.sources.pacing import Pacer
 from spikewatch.summary import RunSummary, WindowLog
-from spikewatch.thresholds import RunningQuantile
+from spikewatch.thresholds import build_threshold
 
 logger = logging.getLogger(__name__)
 
@@ -149,6 +149,7 @@ class Engine:
         self._keys_ready = 0
         self._accepted_unexported = 0
         self._skipped_reported = 0
+        self._drift_reported = 0
         self.checkpoint_path = source.checkpoint_path(config.checkpoint.path)
         # Key states of partitions given up, written with every checkpoint until another worker
         # has checkpointed them: {partition: [KeyState.to_dict(), ...]}.
@@ -189,12 +190,7 @@ class Engine:
             window_length=self.config.windows.length,
             channels=len(self.decoder.channels),
             membrane=self.model.initial_state(),
-            threshold=RunningQuantile(
-                quantile=threshold.quantile,
-                history=threshold.history,
-                min_history=threshold.min_history,
-                margin=threshold.margin,
-            ),
+            threshold=build_threshold(threshold),
         )
 
     def _on_evict(self, state: KeyState) -> None:
@@ -281,7 +277,8 @@ class Engine:
             time.sleep(delay)
         values = record.values
         row = tuple(values[name] for name in self.decoder.channels)
-        if state.push(record.timestamp, row, stride=self.config.windows.stride):
+        windows = self.config.windows
+        if state.push(record.timestamp, row, stride=windows.stride, stride_s=windows.stride_s):
             self._enqueue(state, record, read_at)
         return True
 
@@ -328,6 +325,7 @@ class Engine:
         scores, start_states, firing_rate = self._score_chained(pending)
         windows = np.stack([p.window for p in pending])
         learnable = []
+        p_values = np.full(len(pending), np.nan)
         contamination = self.config.learning.contamination
         for index, window in enumerate(pending):
             state = window.state
@@ -336,12 +334,15 @@ class Engine:
             if model.warm:
                 threshold = state.threshold.threshold()
                 if threshold is not None:
+                    p_values[index] = state.threshold.p_value(score)
                     alert = self._decide(state, window, score, threshold)
                     normal = score <= state.threshold.quantile_of(1.0 - contamination) and (
                         state.alert.open_alert is None
                     )
-                state.threshold.learn(score)
-                if state.threshold.count == self.config.threshold.min_history:
+                was_ready = state.threshold.ready
+                in_alert = state.alert.open_alert is not None
+                state.threshold.learn(score, timestamp=window.timestamp, in_alert=in_alert)
+                if state.threshold.ready and not was_ready:
                     self._keys_ready += 1
                     logger.debug("key %r is ready: its threshold has %d scores", state.key, state.threshold.count)
                 self.window_log.add(state.key, score, window.label)
@@ -349,6 +350,7 @@ class Engine:
                 learnable.append(index)
             self._observe(window, score, threshold, alert)
         model.remember(windows[learnable], start_states[learnable])
+        model.observe(scores, p_values)
         if model.count_windows(len(pending)):
             updates_before = model.updates
             model.learn()
@@ -473,6 +475,14 @@ class Engine:
         )
         metrics.model_updates_skipped.inc(self.model.skipped_updates - self._skipped_reported)
         self._skipped_reported = self.model.skipped_updates
+        metrics.drift_detected.inc(self.model.drift.detections - self._drift_reported)
+        self._drift_reported = self.model.drift.detections
+        metrics.drift_adaptation_active.set(int(self.model.adapting))
+        metrics.score_variance_collapsed.set(int(self.model.health.collapsed))
+        energy = self.model.take_energy()
+        if energy is not None:
+            metrics.synaptic_operations.set(energy.synaptic_operations)
+            metrics.energy_per_window.set(energy.joules)
 
     def open_alerts(self) -> list[Alert]:
         """Return the firing alert of every live key that has one, as the sinks received it."""
@@ -589,6 +599,7 @@ class Engine:
         self._open_alerts = sum(1 for s in self.keys if s.alert.open_alert is not None)
         self._keys_ready = sum(1 for s in self.keys if s.threshold.ready)
         self._skipped_reported = self.model.skipped_updates
+        self._drift_reported = self.model.drift.detections
         self.window_log.load_state_dict(state["window_log"])
         totals = state["totals"]
         for name in ("records", "records_accepted", "windows", "alerts_firing", "alerts_resolved", "dead_letters"):

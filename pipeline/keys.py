@@ -17,7 +17,7 @@ import torch
 
 from spikewatch.alerting import AlertState
 from spikewatch.scaling import OnlineScaler
-from spikewatch.thresholds import RunningQuantile
+from spikewatch.thresholds import ScoreThreshold
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +43,7 @@ class KeyState:
     __slots__ = (
         "key",
         "newest_timestamp",
+        "last_window_at",
         "rows",
         "rows_since_window",
         "unscaled_rows",
@@ -62,10 +63,11 @@ class KeyState:
         window_length: int,
         channels: int,
         membrane: torch.Tensor,
-        threshold: RunningQuantile,
+        threshold: ScoreThreshold,
     ) -> None:
         self.key = key
         self.newest_timestamp: float | None = None
+        self.last_window_at: float | None = None
         self.rows: deque[tuple[float, ...]] = deque(maxlen=window_length)
         self.rows_since_window = 0
         self.unscaled_rows = 0
@@ -77,17 +79,30 @@ class KeyState:
         self.alert = AlertState()
         self.partition: str | None = None
 
-    def push(self, timestamp: float, row: tuple[float, ...], *, stride: int) -> bool:
-        """Append one accepted row; return True when it completes a window."""
+    def push(
+        self, timestamp: float, row: tuple[float, ...], *, stride: int, stride_s: float = 0.0
+    ) -> bool:
+        """Append one accepted row; return True when it completes a window.
+
+        A window is complete once the key has a full window of rows and, since its last window,
+        ``stride`` more rows or, when ``stride_s`` is positive, ``stride_s`` seconds of event
+        time.
+        """
         if self.newest_timestamp is None or timestamp > self.newest_timestamp:
             self.newest_timestamp = timestamp
         self.rows.append(row)
         self.records += 1
         self.rows_since_window += 1
         self.unscaled_rows += 1
-        if len(self.rows) < self.rows.maxlen or self.rows_since_window < stride:
+        if len(self.rows) < self.rows.maxlen:
+            return False
+        if stride_s > 0:
+            if self.last_window_at is not None and timestamp - self.last_window_at < stride_s:
+                return False
+        elif self.rows_since_window < stride:
             return False
         self.rows_since_window = 0
+        self.last_window_at = timestamp
         return True
 
     def cut_window(self) -> np.ndarray:
@@ -107,7 +122,7 @@ class KeyState:
             row_bytes
             + self.scaler.mean.nbytes * 2
             + self.membrane.numel() * self.membrane.element_size()
-            + self.threshold.scores.nbytes
+            + self.threshold.memory_bytes
         )
 
     def to_dict(self) -> dict:
@@ -115,6 +130,7 @@ class KeyState:
         return {
             "key": self.key,
             "newest_timestamp": self.newest_timestamp,
+            "last_window_at": self.last_window_at,
             "rows": np.asarray(self.rows, dtype=np.float64),
             "rows_since_window": self.rows_since_window,
             "unscaled_rows": self.unscaled_rows,
@@ -134,6 +150,7 @@ class KeyState:
     def load_dict(self, state: dict) -> None:
         """Restore from :meth:`to_dict` output."""
         self.newest_timestamp = state["newest_timestamp"]
+        self.last_window_at = state["last_window_at"]
         self.rows.clear()
         self.rows.extend(tuple(float(v) for v in row) for row in np.asarray(state["rows"]))
         self.rows_since_window = int(state["rows_since_window"])

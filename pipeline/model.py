@@ -4,12 +4,21 @@ One model serves every stream key. It scores a batch of windows from different k
 each with its own membrane state, and learns online from windows judged normal:
 
 1. score first: a window is scored by the current weights before it can be learned from;
-2. a window enters the bounded replay buffer only if the caller judged it normal;
+2. a window enters the bounded replay buffer only if the caller judged it normal (below the
+   contamination quantile of its key's recent scores, and not inside an open alert);
 3. every ``update_every_windows`` scored windows, one gradient step runs on a sample of the
-   buffer, through the detector's objective and the encoder's surrogate gradient together.
+   buffer, through the detector's objective and the encoder's surrogate gradient together;
+4. the caller reports each window's p-value (:meth:`StreamModel.observe`); ADWIN watches them,
+   and after a detected drift each update takes ``drift_steps_per_update`` steps on the newest
+   windows of the buffer, for ``drift_adaptation_windows`` windows.
+
+Updates run inline, at fixed counts of scored windows (multiples of ``update_every_windows``),
+so a replay of the same stream makes the same updates at the same windows whatever the batch
+boundaries were. The engine cuts its scoring batches at those counts.
 
 Until ``warmup_windows`` windows have arrived the model only collects them; it then fixes the
-detector's constants (the Deep SVDD center) and trains for ``warmup_epochs`` passes.
+detector's constants (the Deep SVDD center, GOAD's centers) and trains for ``warmup_epochs``
+passes.
 """
 
 from __future__ import annotations
@@ -23,8 +32,10 @@ import torch
 from torch import nn
 
 from spikewatch.config import Config
-from spikewatch.detectors import DeepSVDD, Detector
+from spikewatch.detectors import DETECTORS, DeepSVDD, Detector, GOAD, NeuTraLAD, ScoreHealth, finite_scores
+from spikewatch.drift import ScoreDrift
 from spikewatch.encoding import SpikeEncoder, build_encoder
+from spikewatch.spiking.energy import NO_ENCODER, EnergyEstimate, dense_energy, spiking_energy
 from spikewatch.spiking.spikformer import Spikformer
 
 logger = logging.getLogger(__name__)
@@ -33,6 +44,7 @@ logger = logging.getLogger(__name__)
 def build_detector(config: Config, n_features: int) -> Detector:
     """Build the detector named by ``detector.kind`` for feature vectors of ``n_features``."""
     detector = config.detector
+    seed = config.encoding.seed
     if detector.kind == "deep_svdd":
         return DeepSVDD(
             n_features,
@@ -40,9 +52,31 @@ def build_detector(config: Config, n_features: int) -> Detector:
             hidden_dim=detector.hidden_dim,
             objective=detector.objective,
             nu=detector.nu,
-            seed=config.encoding.seed,
+            seed=seed,
         )
-    raise ValueError(f"detector.kind = {detector.kind!r} is not one of 'deep_svdd'")
+    if detector.kind == "neutral_ad":
+        return NeuTraLAD(
+            n_features,
+            transformations=detector.neutral_transformations,
+            transformation_kind=detector.neutral_transformation_kind,
+            hidden_dim=detector.hidden_dim,
+            rep_dim=detector.rep_dim,
+            temperature=detector.temperature,
+            seed=seed,
+        )
+    if detector.kind == "goad":
+        return GOAD(
+            n_features,
+            transformations=detector.goad_transformations,
+            transform_dim=detector.goad_transform_dim,
+            hidden_dim=detector.hidden_dim,
+            margin=detector.goad_margin,
+            triplet_weight=detector.goad_triplet_weight,
+            seed=seed,
+        )
+    raise ValueError(
+        f"detector.kind = {detector.kind!r} is not one of {', '.join(map(repr, DETECTORS))}"
+    )
 
 
 class _FlattenEncoder(nn.Module):
@@ -83,8 +117,14 @@ class ReplayBuffer:
             self.next = (self.next + 1) % self.capacity
             self.size = min(self.size + 1, self.capacity)
 
-    def sample(self, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        index = torch.randint(self.size, (min(batch_size, self.size),), generator=generator)
+    def sample(
+        self, batch_size: int, generator: torch.Generator, *, newest: int | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Draw ``batch_size`` windows with replacement, from the ``newest`` most recent if given."""
+        span = self.size if newest is None else max(1, min(newest, self.size))
+        draws = torch.randint(span, (min(batch_size, self.size),), generator=generator)
+        # The newest entry sits just before `next`; count back from there.
+        index = (self.next - 1 - draws) % self.capacity if span < self.size else draws
         return self.windows[index], self.states[index]
 
     def state_dict(self) -> dict:
@@ -109,11 +149,15 @@ class ReplayBuffer:
 
 @dataclass(slots=True)
 class ScoredBatch:
-    """Scores of a batch of windows and the membrane state after each window."""
+    """Scores of a batch of windows, the membrane state after each window, and encoder activity.
+
+    ``energy`` is the estimated cost of encoding one window of the batch.
+    """
 
     scores: np.ndarray
     states: torch.Tensor
     firing_rate: float
+    energy: EnergyEstimate = NO_ENCODER
 
 
 class StreamModel:
@@ -171,6 +215,12 @@ class StreamModel:
         )
         self.buffer = ReplayBuffer(learning.replay_buffer_size, (length, channels), self.state_size)
         self.generator = torch.Generator().manual_seed(config.encoding.seed)
+        self.drift = ScoreDrift(
+            delta=learning.drift_delta, adaptation_windows=learning.drift_adaptation_windows
+        )
+        self.health = ScoreHealth()
+        # Energy estimates of the windows scored since the last take_energy(): sums and count.
+        self._energy_sums = [0.0, 0.0, 0]
         self.warm = False
         self.windows_seen = 0
         self.updates = 0
@@ -210,13 +260,51 @@ class StreamModel:
         # [T, W·B, C_in, L] -> [W·T, B, C_in, L]: each key's windows follow one another in time.
         x = x.reshape(x.shape[0], count, batch, *x.shape[2:]).transpose(0, 1).flatten(0, 1)
         features, new_states = self.encoder(x, states, windows=count)
-        scores = self.detector.anomaly_score(features.flatten(0, 1)).double().numpy()
-        # An untrained or diverged model must still give a number the policy can compare.
-        scores = np.nan_to_num(scores, nan=0.0, posinf=np.finfo(np.float32).max)
+        # A non-finite score (an overflow far outside the training range) becomes the largest
+        # float32, so the policy still gets a number and ranks the window as most anomalous.
+        scores = finite_scores(self.detector.anomaly_score(features.flatten(0, 1))).double().numpy()
         scores = scores.reshape(count, batch)
+        energy = self._energy(x, count * batch)
+        self._energy_sums[0] += energy.synaptic_operations * count * batch
+        self._energy_sums[1] += energy.multiply_accumulates * count * batch
+        self._energy_sums[2] += count * batch
         if single:
-            return ScoredBatch(scores[0], new_states[0], self.encoder.firing_rate())
-        return ScoredBatch(scores, new_states, self.encoder.firing_rate())
+            return ScoredBatch(scores[0], new_states[0], self.encoder.firing_rate(), energy)
+        return ScoredBatch(scores, new_states, self.encoder.firing_rate(), energy)
+
+    def _energy(self, x: torch.Tensor, windows: int) -> EnergyEstimate:
+        """Energy estimate per window of the forward call that just encoded ``x``."""
+        if not isinstance(self.encoder, Spikformer):
+            return NO_ENCODER
+        if self.config.encoder.kind == "ann":
+            return dense_energy(self.encoder, time_steps=self.spike_encoder.time_steps)
+        input_spikes = None if self.spike_encoder.kind == "direct" else float(x.sum())
+        return spiking_energy(self.encoder, windows=windows, input_spikes=input_spikes)
+
+    def take_energy(self) -> EnergyEstimate | None:
+        """Mean energy estimate per window over the windows scored since the last call, or None."""
+        operations, macs, windows = self._energy_sums
+        self._energy_sums = [0.0, 0.0, 0]
+        if windows == 0:
+            return None
+        return EnergyEstimate(operations / windows, macs / windows)
+
+    def observe(self, scores: np.ndarray, p_values: np.ndarray) -> None:
+        """Watch the scores of the windows just scored, in order, before :meth:`count_windows`.
+
+        ``scores`` feed the score-variance health check; ``p_values`` (NaN where a window's key
+        has no trusted history) feed drift detection. Both run only once the model is warm.
+        """
+        if not self.warm:
+            return
+        self.health.update(scores)
+        if self.config.learning.drift_detection:
+            self.drift.update(p_values, first_window=self.windows_seen + 1)
+
+    @property
+    def adapting(self) -> bool:
+        """Whether the model is in a period of faster adaptation after a drift."""
+        return self.config.learning.drift_detection and self.drift.adapting(self.windows_seen)
 
     # -- learning ---------------------------------------------------------------------------
 
@@ -289,11 +377,18 @@ class StreamModel:
         self._eval()
 
     def update(self) -> None:
-        """One gradient step on a sample of the replay buffer."""
+        """One gradient step on a sample of the replay buffer; several on its newest windows
+        while adapting to a drift."""
         if self.buffer.size < 2:
             return
-        windows, states = self.buffer.sample(self.config.learning.batch_size, self.generator)
-        self._step(windows, states)
+        learning = self.config.learning
+        if not self.adapting:
+            self._step(*self.buffer.sample(learning.batch_size, self.generator))
+            return
+        # The newest windows reflect the stream after the drift: the last update period's worth.
+        newest = max(learning.update_every_windows, learning.batch_size)
+        for _ in range(learning.drift_steps_per_update):
+            self._step(*self.buffer.sample(learning.batch_size, self.generator, newest=newest))
 
     def _step(self, windows: torch.Tensor, states: torch.Tensor) -> None:
         self.encoder.train()
@@ -325,6 +420,9 @@ class StreamModel:
                 return
             self.optimizer.step()
             if type(self.detector).after_step is not Detector.after_step:
+                # Constants such as a radius or centers are compared with scoring-time
+                # features, so they are refreshed from features computed in evaluation mode.
+                self._eval()
                 with torch.no_grad():
                     self.detector.after_step(self._features(windows, states)[0])
             self.updates += 1
@@ -345,6 +443,8 @@ class StreamModel:
             "windows_seen": self.windows_seen,
             "updates": self.updates,
             "skipped_updates": self.skipped_updates,
+            "drift": self.drift.state_dict(),
+            "health": self.health.state_dict(),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -357,4 +457,9 @@ class StreamModel:
         self.windows_seen = int(state["windows_seen"])
         self.updates = int(state["updates"])
         self.skipped_updates = int(state["skipped_updates"])
+        # Checkpoints written before drift detection and health checks existed lack these.
+        if "drift" in state:
+            self.drift.load_state_dict(state["drift"])
+        if "health" in state:
+            self.health.load_state_dict(state["health"])
         self._eval()

@@ -183,6 +183,7 @@ def test_labeled_csv_through_the_command(tmp_path):
         "--no-plots", "--no-progress",
     ])
     assert code == 0
+
     results = json.loads((out / "results.json").read_text())
     assert results["command"].endswith("--no-plots")
     assert "--key-column host" in results["command"]
@@ -192,6 +193,7 @@ def test_labeled_csv_through_the_command(tmp_path):
     figures = results["detectors"]["trees"]
     assert "n_trees=5" in figures["description"]
     assert figures["ranges"]["roc_auc"] > 0.9
+
     with open(out / "scores" / "trees" / "hosts.csv", newline="") as handle:
         keys = {row["key"] for row in csv.DictReader(handle)}
     assert keys == {"a", "b"}

@@ -66,7 +66,9 @@ def test_silent_nab_detector_scores_0():
 def test_nab_labels_come_from_windows():
     labels = nab_result(outputs_from(np.zeros(N), np.zeros(N))).labels
     assert labels.sum() == 100
-    assert labels[WINDOW[0]] and labels[WINDOW[1]] and not labels[WINDOW[1] + 1]
+    assert labels[WINDOW[0]]
+    assert labels[WINDOW[1]]
+    assert not labels[WINDOW[1] + 1]
 
 
 def skab_result(alert) -> FileResult:

@@ -58,6 +58,21 @@ def spike_records(keys: list[str], per_key: int, *, spike_at: int, spike_length:
     return records
 
 
+def keys_covering(partitions: int, *, per_partition: int, prefix: str = "sensor") -> list[str]:
+    """Stream keys that the default partitioner (murmur2) spreads evenly over ``partitions``."""
+    from kafka.partitioner.default import murmur2
+
+    chosen: dict[int, list[str]] = {p: [] for p in range(partitions)}
+    number = 0
+    while any(len(keys) < per_partition for keys in chosen.values()):
+        key = f"{prefix}-{number:03d}"
+        bucket = chosen[(murmur2(key.encode()) & 0x7FFFFFFF) % partitions]
+        if len(bucket) < per_partition:
+            bucket.append(key)
+        number += 1
+    return sorted(key for keys in chosen.values() for key in keys)
+
+
 def create_topic(address: str, topic: str, *, partitions: int) -> None:
     admin = KafkaAdminClient(bootstrap_servers=address)
     try:
@@ -66,32 +81,50 @@ def create_topic(address: str, topic: str, *, partitions: int) -> None:
         admin.close()
 
 
-def produce(address: str, topic: str, records: list[dict], *, interval_s: float = 0.0, partition: int | None = None) -> None:
-    """Send ``records`` keyed by their stream key, ``interval_s`` apart, and wait for the acks."""
+def produce(address: str, topic: str, records: list[dict]) -> None:
+    """Send ``records`` keyed by their stream key and wait for the acks."""
     producer = KafkaProducer(bootstrap_servers=address, acks="all")
     try:
         for record in records:
-            producer.send(topic, key=record["key"].encode(), value=json.dumps(record).encode(), partition=partition)
-            if interval_s:
-                time.sleep(interval_s)
+            producer.send(topic, key=record["key"].encode(), value=json.dumps(record).encode())
         producer.flush()
     finally:
         producer.close()
 
 
 class BackgroundProducer(threading.Thread):
-    """Produce ``records`` ``interval_s`` apart from a thread; ``join`` waits for the last ack."""
+    """Produce ``records`` ``interval_s`` apart from a thread, until all are sent or ``stop``.
+
+    ``sent`` counts the records sent so far; after ``join`` every one of them is acknowledged.
+    """
 
     def __init__(self, address: str, topic: str, records: list[dict], *, interval_s: float) -> None:
         super().__init__(name="test-producer", daemon=True)
-        self.args_ = (address, topic, records)
+        self.address = address
+        self.topic = topic
+        self.records = records
         self.interval_s = interval_s
+        self.sent = 0
         self.error: BaseException | None = None
+        self._stop_requested = threading.Event()
+
+    def stop(self) -> None:
+        self._stop_requested.set()
 
     def run(self) -> None:
         try:
-            produce(*self.args_, interval_s=self.interval_s)
-        except BaseException as error:  # noqa: BLE001 - re-raised by the test through .error
+            producer = KafkaProducer(bootstrap_servers=self.address, acks="all")
+            try:
+                for record in self.records:
+                    if self._stop_requested.is_set():
+                        break
+                    producer.send(self.topic, key=record["key"].encode(), value=json.dumps(record).encode())
+                    self.sent += 1
+                    time.sleep(self.interval_s)
+                producer.flush()
+            finally:
+                producer.close()
+        except BaseException as error:  # noqa: BLE001 - the test asserts on .error
             self.error = error
 
 

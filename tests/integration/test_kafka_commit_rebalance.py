@@ -1,0 +1,96 @@
+"""A second worker joins between a worker's poll and its commit: the commit fails, nothing breaks."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from spikewatch.config import Config
+from tests.integration.broker import TansuBroker
+from tests.integration.kafka_helpers import (
+    BackgroundProducer,
+    EngineWorker,
+    alert_pairs,
+    checkpointed_counts,
+    create_topic,
+    jsonl_alert_pairs,
+    produce,
+    read_topic,
+    spike_records,
+    wait_until,
+    worker_sections,
+)
+
+pytestmark = pytest.mark.integration
+
+WARM_RECORDS = 80
+TRICKLE_RECORDS = 20
+
+
+def test_commit_during_join_is_survived(tmp_path: Path, kafka_broker: TansuBroker, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="spikewatch")
+    address = kafka_broker.address
+    create_topic(address, "trickle", partitions=1)
+    records = spike_records(["pump-1"], WARM_RECORDS + TRICKLE_RECORDS, spike_at=WARM_RECORDS + 8)
+    produce(address, "trickle", records[:WARM_RECORDS])
+
+    def config(name: str) -> Config:
+        return Config().with_overrides(
+            worker_sections(
+                tmp_path, address, topic="trickle", group="trickle", kafka={"alerts_topic": "trickle-alerts"},
+                alerts={"path": str(tmp_path / f"{name}-alerts.jsonl")},
+            )
+        )
+
+    first, second = EngineWorker(config("first"), "first"), EngineWorker(config("second"), "second")
+    real_commit = first.source.commit
+
+    def commit_while_second_joins(position: dict) -> None:
+        # The first commit after the warm-up records were polled waits until the second worker
+        # has joined and taken the partition; the commit then comes from a stale generation.
+        if not second.is_alive() and first.engine.summary.records >= WARM_RECORDS:
+            second.start()
+            wait_until(
+                lambda: second.sample("spikewatch_kafka_assigned_partitions") == 1,
+                timeout_s=60,
+                what="the second worker to take the partition",
+            )
+        real_commit(position)
+
+    first.source.commit = commit_while_second_joins
+    # One record a second, so records arrive before, during and after the rebalance.
+    producer = BackgroundProducer(address, "trickle", records[WARM_RECORDS:], interval_s=1.0)
+    first.start()
+    try:
+        wait_until(lambda: first.engine.summary.records > 0, timeout_s=60, what="the first worker to poll records")
+        producer.start()
+        producer.join(120)
+        assert producer.error is None
+        summaries = [first.finish(timeout_s=120), second.finish(timeout_s=120)]
+    finally:
+        producer.stop()
+        for worker in (first, second):
+            worker.engine.request_stop("test ended")
+            worker.join(30)
+
+    # The commit failed because of the rebalance, was counted, and the worker carried on.
+    assert first.sample("spikewatch_kafka_commits_total", result="failed") >= 1
+    assert "offset commit failed because the group is rebalancing" in caplog.text
+    assert first.sample("spikewatch_kafka_commits_total", result="ok") >= 1
+    assert second.sample("spikewatch_kafka_commits_total", result="ok") >= 1
+
+    # No record lost: each was folded once into the partition's state, and processed once.
+    per_partition, per_key = checkpointed_counts(first.config)
+    assert per_partition == {"trickle:0": len(records)}
+    assert per_key == Counter({"pump-1": len(records)})
+    assert sum(summary.records for summary in summaries) == len(records)
+
+    # No alert twice, on the topic or across the two workers' files.
+    on_topic = alert_pairs(read_topic(address, "trickle-alerts"))
+    in_files = jsonl_alert_pairs(tmp_path / "first-alerts.jsonl") + jsonl_alert_pairs(tmp_path / "second-alerts.jsonl")
+    assert on_topic, "no alert was raised, so the duplicate check proves nothing"
+    assert len(set(on_topic)) == len(on_topic)
+    assert sorted(in_files) == sorted(on_topic)
