@@ -68,7 +68,11 @@ class SyntheticKeys:
                 while True:
                     step, key = divmod(index, keys)
                     value = math.sin(step / 60.0 + key) + 0.1 * rng.gauss(0.0, 1.0)
-                    yield {"key": f"k{key}", "timestamp": start + 60.0 * step, "values": {"value": value}}
+                    yield {
+                        "key": f"k{key}",
+                        "timestamp": start + 60.0 * step,
+                        "values": {"value": value},
+                    }
                     index += 1
 
         self.source = _Source()
@@ -178,7 +182,16 @@ def measure_halfspacetrees(records: int, seconds: float) -> dict:
 def run_one(name: str, records: int, seconds: float) -> dict:
     """Run one measurement in a fresh interpreter and return its JSON result."""
     completed = subprocess.run(
-        [sys.executable, __file__, "--one", name, "--records", str(records), "--seconds", str(seconds)],
+        [
+            sys.executable,
+            __file__,
+            "--one",
+            name,
+            "--records",
+            str(records),
+            "--seconds",
+            str(seconds),
+        ],
         capture_output=True,
         text=True,
         check=True,
@@ -221,7 +234,8 @@ def format_results(results: dict[str, dict], command: str) -> str:
         windows = "–" if "windows" not in result else f"{result['windows']:,}"
         lines.append(
             f"| {name} | {result['records']:,} | {result['keys']:,} | {windows} | "
-            f"{result['seconds']:.1f} | {result['records_per_second']:,.0f} | {result['peak_mib']:.0f} |"
+            f"{result['seconds']:.1f} | {result['records_per_second']:,.0f} | "
+            f"{result['peak_mib']:.0f} |"
         )
     lines += [
         "",
@@ -240,7 +254,8 @@ def format_results(results: dict[str, dict], command: str) -> str:
         result = results[f"pipeline-keys-{keys}"]
         lines.append(
             f"| {keys:,} | {result['records'] / keys:,.1f} | {result['windows']:,} | "
-            f"{result['records_per_second']:,.0f} | {result['state_bytes_per_key'] / 1024:.1f} KiB | "
+            f"{result['records_per_second']:,.0f} | "
+            f"{result['state_bytes_per_key'] / 1024:.1f} KiB | "
             f"{result['peak_mib']:,.0f} MiB | {result['checkpoint_seconds']:.1f} s, peak "
             f"{result['checkpoint_peak_mib']:,.0f} MiB |"
         )
@@ -277,9 +292,21 @@ def write_block(path: Path, block: str) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--records", type=int, default=30_000, help="record cap of the demo measurements (default 30,000)")
-    parser.add_argument("--seconds", type=float, default=60.0, help="time limit of each measurement, in seconds (default 60)")
-    parser.add_argument("--write", metavar="PATH", help="replace the perf block of this Markdown file")
+    parser.add_argument(
+        "--records",
+        type=int,
+        default=30_000,
+        help="record cap of the demo measurements (default 30,000)",
+    )
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        default=60.0,
+        help="time limit of each measurement, in seconds (default 60)",
+    )
+    parser.add_argument(
+        "--write", metavar="PATH", help="replace the perf block of this Markdown file"
+    )
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -287,7 +314,9 @@ def main() -> int:
         if args.one == "halfspacetrees-demo":
             result = measure_halfspacetrees(args.records, args.seconds)
         else:
-            result = measure_pipeline(args.one.removeprefix("pipeline-").removeprefix("keys-"), args.records, args.seconds)
+            result = measure_pipeline(
+                args.one.removeprefix("pipeline-").removeprefix("keys-"), args.records, args.seconds
+            )
         print(json.dumps(result))
         return 0
 
@@ -301,9 +330,12 @@ def main() -> int:
     for name, records in plan.items():
         results[name] = run_one(name, records, args.seconds)
         print(name, json.dumps(results[name]), flush=True)
-    command = "python benchmarks/perf.py" + (f" --records {args.records}" if args.records != 30_000 else "") + (
-        f" --seconds {args.seconds:g}" if args.seconds != 60.0 else ""
-    ) + (f" --write {args.write}" if args.write else "")
+    command = (
+        "python benchmarks/perf.py"
+        + (f" --records {args.records}" if args.records != 30_000 else "")
+        + (f" --seconds {args.seconds:g}" if args.seconds != 60.0 else "")
+        + (f" --write {args.write}" if args.write else "")
+    )
     block = format_results(results, command)
     print(block)
     if args.write:

@@ -115,6 +115,7 @@ class EncoderConfig(_Section):
     beta: float = Field(0.5, gt=0.0, lt=1.0)
     v_threshold: float = Field(1.0, gt=0.0)
     surrogate_alpha: float = Field(2.0, gt=0.0)
+    amplitude_features: bool = True
 
     @model_validator(mode="after")
     def _heads_divide_width(self) -> EncoderConfig:

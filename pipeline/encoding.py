@@ -107,3 +107,18 @@ def build_encoder(
     if kind == "delta":
         return DeltaEncoder(time_steps, threshold=delta_threshold)
     raise ValueError(f"encoding kind {kind!r} is not one of 'direct', 'rate', 'delta'")
+
+
+def amplitude_features(windows: torch.Tensor, *, recent: int) -> torch.Tensor:
+    """Log-scaled size of each channel's deviation, ``[..., L, C] -> [..., 2C]``.
+
+    A spike train saturates: once a neuron fires at every step, 5 and 50 standard deviations
+    look alike, and a spiking readout cannot tell a level shift of any size from an ordinary
+    busy window. These two numbers per channel, ``log(1 + mean |z|)`` over the newest
+    ``recent`` records and ``log(1 + max |z|)`` over the window, give the detector the size of
+    a deviation beside the spiking encoder's description of its shape.
+    """
+    size = windows.abs()
+    recent_mean = size[..., -recent:, :].mean(dim=-2)
+    window_max = size.amax(dim=-2)
+    return torch.log1p(torch.cat([recent_mean, window_max], dim=-1))

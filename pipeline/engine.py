@@ -10,7 +10,7 @@ Ordering guarantees of a checkpoint, in this order:
    changed the state it is going to change;
 2. the alert and dead-letter sinks are flushed to disk;
 3. the checkpoint (model, every key's state, the source position) is written atomically;
-4. only then is the source told to commit that position.
+4. only then does the source commit that position.
 
 A crash before step 3 replays records from the previous checkpoint; replayed windows give the
 same alert ids, which the sinks drop, so no alert is lost and none is written twice.

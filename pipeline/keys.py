@@ -1,6 +1,6 @@
 """Per-key state: everything the pipeline remembers about one stream key, in one object.
 
-A :class:`KeyState` holds the key's open window, its scaler, its LIF membrane potentials, its
+A :class:`KeyState` contains the key's open window, its scaler, its LIF membrane potentials, its
 threshold and its alert state. It checkpoints as a unit (:meth:`KeyState.to_dict`), so a key's
 state moves between runs, or between workers with its partition, in one piece. The model's
 weights are shared by all keys and are not part of it.

@@ -34,7 +34,7 @@ from torch import nn
 from spikewatch.config import Config
 from spikewatch.detectors import DETECTORS, DeepSVDD, Detector, GOAD, NeuTraLAD, ScoreHealth, finite_scores
 from spikewatch.drift import ScoreDrift
-from spikewatch.encoding import SpikeEncoder, build_encoder
+from spikewatch.encoding import SpikeEncoder, amplitude_features, build_encoder
 from spikewatch.spiking.energy import NO_ENCODER, EnergyEstimate, dense_energy, spiking_energy
 from spikewatch.spiking.spikformer import Spikformer
 
@@ -206,6 +206,8 @@ class StreamModel:
                 reconstruct_channels=channels,
             )
             n_features = self.encoder.feature_dim
+            if enc.amplitude_features:
+                n_features += 2 * channels
         self.detector = build_detector(config, n_features)
         self.state_size = self.encoder.state_size
         self.optimizer = torch.optim.Adam(
@@ -241,7 +243,14 @@ class StreamModel:
     def _features(self, windows: torch.Tensor, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Features ``[B, F]`` of one window per sample and the membrane state after it."""
         features, new_states = self.encoder(self.spike_encoder(windows), states)
-        return features[0], new_states[0]
+        return self._with_amplitude(features[0], windows), new_states[0]
+
+    def _with_amplitude(self, features: torch.Tensor, windows: torch.Tensor) -> torch.Tensor:
+        """Append :func:`amplitude_features` of ``windows [..., L, C]`` when configured."""
+        if self.config.encoder.kind == "none" or not self.config.encoder.amplitude_features:
+            return features
+        summary = amplitude_features(windows, recent=self.config.windows.stride)
+        return torch.cat([features, summary], dim=-1)
 
     @torch.no_grad()
     def score(self, windows: np.ndarray, states: torch.Tensor) -> ScoredBatch:
@@ -260,6 +269,7 @@ class StreamModel:
         # [T, W·B, C_in, L] -> [W·T, B, C_in, L]: each key's windows follow one another in time.
         x = x.reshape(x.shape[0], count, batch, *x.shape[2:]).transpose(0, 1).flatten(0, 1)
         features, new_states = self.encoder(x, states, windows=count)
+        features = self._with_amplitude(features, torch.from_numpy(windows))
         # A non-finite score (an overflow far outside the training range) becomes the largest
         # float32, so the policy still gets a number and ranks the window as most anomalous.
         scores = finite_scores(self.detector.anomaly_score(features.flatten(0, 1))).double().numpy()
@@ -415,7 +425,9 @@ class StreamModel:
                 self.optimizer.zero_grad(set_to_none=True)
                 self.skipped_updates += 1
                 logger.warning(
-                    "skipped an update: loss %s, gradient norm %s are not finite", float(loss), float(norm)
+                    "skipped an update: loss %s, gradient norm %s are not finite; the weights are unchanged",
+                    float(loss.detach()),
+                    float(norm),
                 )
                 return
             self.optimizer.step()

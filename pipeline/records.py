@@ -109,7 +109,7 @@ def _parse_value(channel: str, value: Any) -> float:
     if value is None:
         raise InvalidRecord("missing_channel", f"channel {channel!r} has no value")
     if isinstance(value, bool):
-        raise InvalidRecord("non_numeric_value", f"channel {channel!r} holds a boolean")
+        raise InvalidRecord("non_numeric_value", f"channel {channel!r} contains a boolean")
     if isinstance(value, (int, float)):
         number = float(value)
     elif isinstance(value, str):
@@ -117,14 +117,14 @@ def _parse_value(channel: str, value: Any) -> float:
             number = float(value)
         except ValueError:
             raise InvalidRecord(
-                "non_numeric_value", f"channel {channel!r} holds {value[:40]!r}, not a number"
+                "non_numeric_value", f"channel {channel!r} contains {value[:40]!r}, not a number"
             ) from None
     else:
         raise InvalidRecord(
-            "non_numeric_value", f"channel {channel!r} holds a {type(value).__name__}, not a number"
+            "non_numeric_value", f"channel {channel!r} contains a {type(value).__name__}, not a number"
         )
     if not math.isfinite(number):
-        raise InvalidRecord("non_finite_value", f"channel {channel!r} holds {value!r}")
+        raise InvalidRecord("non_finite_value", f"channel {channel!r} contains {value!r}")
     return number
 
 

@@ -221,3 +221,17 @@ def test_stride_in_seconds_cuts_windows_by_event_time(tmp_path):
     path.write_text("\n".join(json.dumps(row) for row in rows) + "\n")
     summary = make_engine(config, JsonlSource(path)).run()
     assert summary.windows == 10
+
+
+def test_level_shift_opens_alert_with_spiking_encoder(tmp_path):
+    config = small_config(tmp_path, windows={"length": 8, "stride": 2})
+    rng = np.random.default_rng(3)
+    values = np.sin(np.arange(500) / 6.0) + rng.normal(0, 0.2, 500)
+    values[420:] += 20.0
+    path = write_series(tmp_path / "shift.csv", values)
+    scored = []
+    summary = make_engine(config, CsvSource(path), observers=[scored.append]).run()
+    assert config.encoder.kind == "spikformer"
+    assert summary.alerts_firing >= 1
+    opened = [w.timestamp / 60 for w in scored if w.alert is not None and w.alert.status == "firing"]
+    assert any(420 <= minute <= 440 for minute in opened), opened

@@ -1,4 +1,4 @@
-"""``spikewatch evaluate``: replay a labeled benchmark through the pipeline and baselines, and report."""
+"""``spikewatch evaluate``: replay a labeled benchmark through the pipeline and baselines."""
 
 from __future__ import annotations
 
@@ -46,22 +46,86 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         "file, labels never shown to a detector) and through baseline detectors, and write a "
         "Markdown report, a JSON file of every figure, per-row scores and PNG plots to --out.",
     )
-    parser.add_argument("benchmark", choices=BENCHMARKS, help="nab, skab, bgl, or labeled CSV/JSON-lines files")
-    parser.add_argument("--data", required=True, metavar="PATH", help="the benchmark's folder (NAB, SKAB), log file (BGL), or labeled file or folder")
-    parser.add_argument("--out", required=True, metavar="DIR", help="folder for report.md, results.json, scores/, alerts/ and plots/")
-    parser.add_argument("--detectors", metavar="LIST", help="comma-separated detector configurations: registered names (spikewatch, spikewatch-ann, spikewatch-none, halfspacetrees, pysad-loda, pysad-xstream), NAME[section.key=value;...], or TOML configuration files (default: spikewatch,halfspacetrees,pysad-loda)")
-    parser.add_argument("--config", metavar="PATH", help="TOML configuration of the pipeline (default: built-in defaults, as in config.toml)")
-    parser.add_argument("--files", action="append", metavar="PATTERN", help="evaluate only the files whose name matches this glob, e.g. 'realKnownCause/*'; repeatable")
-    parser.add_argument("--warmup", choices=WARMUP_CHOICES, default="benchmark", help="rows the detectors learn from before scoring: each benchmark's learning period (default) or learning.warmup_windows as configured")
+    parser.add_argument(
+        "benchmark", choices=BENCHMARKS, help="nab, skab, bgl, or labeled CSV/JSON-lines files"
+    )
+    parser.add_argument(
+        "--data",
+        required=True,
+        metavar="PATH",
+        help="the benchmark's folder (NAB, SKAB), log file (BGL), or labeled file or folder",
+    )
+    parser.add_argument(
+        "--out",
+        required=True,
+        metavar="DIR",
+        help="folder for report.md, results.json, scores/, alerts/ and plots/",
+    )
+    parser.add_argument(
+        "--detectors",
+        metavar="LIST",
+        help="comma-separated detector configurations: registered names (spikewatch, "
+        "spikewatch-ann, spikewatch-none, halfspacetrees, pysad-loda, pysad-xstream), "
+        "NAME[section.key=value;...] or TOML configuration files "
+        "(default: spikewatch,halfspacetrees,pysad-loda)",
+    )
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        help="TOML configuration of the pipeline (default: built-in defaults, as in config.toml)",
+    )
+    parser.add_argument(
+        "--files",
+        action="append",
+        metavar="PATTERN",
+        help="evaluate only the files whose name matches this glob, e.g. 'realKnownCause/*'; "
+        "repeatable",
+    )
+    parser.add_argument(
+        "--warmup",
+        choices=WARMUP_CHOICES,
+        default="benchmark",
+        help="rows the detectors learn from before scoring: each benchmark's learning period "
+        "(default) or learning.warmup_windows as configured",
+    )
     parser.add_argument("--label-column", help="labeled: field with the 0/1 label")
-    parser.add_argument("--timestamp-column", default="timestamp", help="labeled: field with the timestamp (default 'timestamp')")
-    parser.add_argument("--key-column", default="", help="labeled: field with the stream key (default: one key per file)")
-    parser.add_argument("--ignore-column", action="append", default=[], help="labeled: field that is not a channel; repeatable")
-    parser.add_argument("--format", choices=["csv", "jsonl"], help="labeled: file format (default: from the file name)")
-    parser.add_argument("--log-bucket-seconds", type=float, default=BGL_BUCKET_SECONDS, metavar="S", help=f"bgl: width of the template-count buckets in seconds (default {BGL_BUCKET_SECONDS:g})")
+    parser.add_argument(
+        "--timestamp-column",
+        default="timestamp",
+        help="labeled: field with the timestamp (default 'timestamp')",
+    )
+    parser.add_argument(
+        "--key-column",
+        default="",
+        help="labeled: field with the stream key (default: one key per file)",
+    )
+    parser.add_argument(
+        "--ignore-column",
+        action="append",
+        default=[],
+        help="labeled: field that is not a channel; repeatable",
+    )
+    parser.add_argument(
+        "--format",
+        choices=["csv", "jsonl"],
+        help="labeled: file format (default: from the file name)",
+    )
+    parser.add_argument(
+        "--log-bucket-seconds",
+        type=float,
+        default=BGL_BUCKET_SECONDS,
+        metavar="S",
+        help="bgl: width of the template-count buckets in seconds "
+        f"(default {BGL_BUCKET_SECONDS:g})",
+    )
     parser.add_argument("--no-plots", action="store_true", help="do not draw the PNG plots")
     parser.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
-    parser.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="log verbosity (default WARNING)")
+    parser.add_argument(
+        "--log-level",
+        default="WARNING",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="log verbosity (default WARNING)",
+    )
     parser.set_defaults(handler=main)
 
 
@@ -87,8 +151,17 @@ def load_benchmark(args: argparse.Namespace) -> Benchmark:
 
 def command_line(args: argparse.Namespace, detectors: str) -> str:
     """Format the command that reproduces this evaluation, with the detector list spelled out."""
-    words = ["spikewatch", "evaluate", args.benchmark, "--data", args.data, "--out", args.out,
-             "--detectors", detectors]
+    words = [
+        "spikewatch",
+        "evaluate",
+        args.benchmark,
+        "--data",
+        args.data,
+        "--out",
+        args.out,
+        "--detectors",
+        detectors,
+    ]
     for option in ("config", "label_column", "key_column", "format"):
         if getattr(args, option):
             words += [f"--{option.replace('_', '-')}", getattr(args, option)]
@@ -129,7 +202,9 @@ def main(args: argparse.Namespace) -> int:
         names = [detector.name for detector in detectors]
         for result in evaluation.results:
             plot_file(result, names, output_dir / "plots" / f"{file_slug(result.file)}.png")
-        plot_comparison(evaluation.figures, benchmark.title, output_dir / "plots" / "comparison.png")
+        plot_comparison(
+            evaluation.figures, benchmark.title, output_dir / "plots" / "comparison.png"
+        )
     report = write_report(data, output_dir, plots=not args.no_plots)
     print("\n".join(headline_table(data)))
     print(f"report: {report}")

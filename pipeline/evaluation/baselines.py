@@ -131,8 +131,14 @@ class OnlineBaseline(EvaluatedDetector):
             score = _finite(state.model.score_then_learn(x))
             state.records += 1
             if state.records <= warmup_rows:
-                outputs.set(row, score=score, threshold=None, anomaly_score=0.0,
-                            alert_open=False, alert_onset=False)
+                outputs.set(
+                    row,
+                    score=score,
+                    threshold=None,
+                    anomaly_score=0.0,
+                    alert_open=False,
+                    alert_onset=False,
+                )
                 continue
 
             # Decide as the engine does: against the threshold before this score joins it.
@@ -140,8 +146,12 @@ class OnlineBaseline(EvaluatedDetector):
             alert = None
             if threshold is not None:
                 alert = policy.observe(
-                    state.alert, key=key, timestamp=float(rows.timestamps[row]), score=score,
-                    threshold=threshold, top_channels=[],
+                    state.alert,
+                    key=key,
+                    timestamp=float(rows.timestamps[row]),
+                    score=score,
+                    threshold=threshold,
+                    top_channels=[],
                 )
             state.threshold.learn(score)
             outputs.set(

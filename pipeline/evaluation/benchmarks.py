@@ -37,7 +37,9 @@ SKAB_TRAINING_ROWS = 400
 SKAB_FOLDERS = ("valve1", "valve2", "other")
 #: The BGL format in loghub's notation: label, Unix time, date, node, time, node, type,
 #: component, level, message.
-BGL_FORMAT = "<Label> <Timestamp> <Date> <Node> <Time> <NodeRepeat> <Type> <Component> <Level> <Content>"
+BGL_FORMAT = (
+    "<Label> <Timestamp> <Date> <Node> <Time> <NodeRepeat> <Type> <Component> <Level> <Content>"
+)
 #: Default time bucket of the BGL benchmark, in seconds.
 BGL_BUCKET_SECONDS = 60.0
 
@@ -93,7 +95,9 @@ def _select(names: Sequence[str], patterns: Sequence[str] | None) -> list[str]:
         return list(names)
     chosen = [name for name in names if any(fnmatch.fnmatch(name, p) for p in patterns)]
     if not chosen:
-        raise EvaluationError(f"no file matches --files {list(patterns)}; files are named like {names[0]!r}")
+        raise EvaluationError(
+            f"no file matches --files {list(patterns)}; files are named like {names[0]!r}"
+        )
     return chosen
 
 
@@ -105,7 +109,9 @@ def load_nab(data: Path, *, patterns: Sequence[str] | None = None) -> Benchmark:
     """Load the NAB corpus under ``data`` (``data/``, ``labels/combined_windows.json``)."""
     labels = data / "labels" / "combined_windows.json"
     if not labels.is_file():
-        raise EvaluationError(f"NAB label windows not found at {labels}; pass the NAB folder as --data")
+        raise EvaluationError(
+            f"NAB label windows not found at {labels}; pass the NAB folder as --data"
+        )
     windows = nab.load_windows(labels)
     files = []
     for name in _select(sorted(windows), patterns):
@@ -142,7 +148,10 @@ def load_skab(data: Path, *, patterns: Sequence[str] | None = None) -> Benchmark
         for path in sorted((root / folder).glob("*.csv"), key=lambda p: _natural_key(p.name))
     ]
     if not names:
-        raise EvaluationError(f"no SKAB file under {root}/{{{','.join(SKAB_FOLDERS)}}}; pass the SKAB folder as --data")
+        folders = ", ".join(SKAB_FOLDERS)
+        raise EvaluationError(
+            f"no SKAB file in the folders {folders} under {root}; pass the SKAB folder as --data"
+        )
     files = [
         BenchmarkFile(
             name=name,
@@ -214,8 +223,10 @@ def load_labeled(
     if not label_field:
         raise EvaluationError("a labeled benchmark needs --label-column, the field with 0/1 labels")
     suffixes = (".csv", ".jsonl", ".json", ".gz")
-    paths = [data] if data.is_file() else sorted(
-        path for path in data.rglob("*") if path.is_file() and path.suffix in suffixes
+    paths = (
+        [data]
+        if data.is_file()
+        else sorted(path for path in data.rglob("*") if path.is_file() and path.suffix in suffixes)
     )
     if not paths:
         raise EvaluationError(f"no CSV or JSON-lines file at {data}")

@@ -3,7 +3,7 @@
 ``--detectors`` takes a comma-separated list of specifications:
 
 * a registered name, such as ``spikewatch``, ``spikewatch-ann``, ``halfspacetrees`` or
-  ``pysad-loda`` (see :data:`REGISTRY`);
+  ``pysad-loda`` (see :func:`registry`);
 * a name with settings in brackets, separated by ``;``: configuration keys for the spikewatch
   family (``spikewatch[detector.kind=deep_svdd;windows.length=64]``) and keyword arguments for
   the baselines (``halfspacetrees[n_trees=25]``); values are TOML literals, or plain text;
@@ -16,7 +16,6 @@ New detector kinds of the pipeline plug in through their configuration keys, e.g
 
 from __future__ import annotations
 
-import logging
 import re
 import tempfile
 import time
@@ -33,8 +32,6 @@ from spikewatch.evaluation.benchmarks import EvaluationError
 from spikewatch.evaluation.rows import RowTable
 from spikewatch.evaluation.scores import FileScores, OnlineRank, RowOutputs
 from spikewatch.sinks import JsonlAlertSink, JsonlDeadLetterSink
-
-logger = logging.getLogger(__name__)
 
 
 class EvaluatedDetector(ABC):
@@ -67,6 +64,9 @@ def warmup_windows_for(rows: int, *, length: int, stride: int) -> int:
 
     A key's first window ends at its ``length``-th record and each later one ``stride`` records
     after the previous.
+
+    NOTE: with ``windows.stride_s`` set, windows follow event time and this count only
+    approximates where the warm-up ends.
     """
     if rows < length:
         return 1
@@ -87,6 +87,7 @@ class SpikewatchDetector(EvaluatedDetector):
     config_path: Path | None = None
 
     def config(self, base_config: Config) -> Config:
+        """Return the configuration this detector runs with, before the file's settings."""
         config = load_config(self.config_path) if self.config_path else base_config
         return config.with_overrides(self.overrides) if self.overrides else config
 
@@ -126,12 +127,15 @@ class SpikewatchDetector(EvaluatedDetector):
         if summary.records_accepted != expected:
             raise EvaluationError(
                 f"{self.name}: the engine accepted {summary.records_accepted} rows of "
-                f"{file_slug}, the evaluation's reading {expected}; the rows cannot be matched"
+                f"{file_slug} but the evaluation's reading accepted {expected}, so windows cannot "
+                "be matched to rows; give every detector the evaluation's [validation] settings"
             )
         return self._row_outputs(windows, rows, seconds)
 
     @staticmethod
-    def _row_outputs(windows: list[tuple[ScoredWindow, bool]], rows: RowTable, seconds: float) -> FileScores:
+    def _row_outputs(
+        windows: list[tuple[ScoredWindow, bool]], rows: RowTable, seconds: float
+    ) -> FileScores:
         index = rows.row_index()
         outputs = RowOutputs(len(rows))
         ranks: dict[str, OnlineRank] = {}

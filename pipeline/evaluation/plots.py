@@ -60,7 +60,9 @@ def plot_file(result, detectors: list[str], path: Path) -> None:
     for axis, name in zip(axes[1:], detectors):
         scores = result.scores[name]
         axis.plot(x, scores.score, linewidth=0.6, color="tab:blue", label="score")
-        axis.plot(x, scores.threshold, linewidth=0.8, linestyle="--", color="black", label="threshold")
+        axis.plot(
+            x, scores.threshold, linewidth=0.8, linestyle="--", color="black", label="threshold"
+        )
         _shade(axis, scores.alert, x, ALERT_COLOR, 0.25)
         onsets = np.flatnonzero(scores.alert_onset)
         axis.plot(onsets, scores.score[onsets], "v", color=ALERT_COLOR, markersize=4, label="alert")
@@ -110,8 +112,9 @@ def plot_comparison(figures: dict[str, dict], title: str, path: Path) -> None:
             heights = [0.0 if h is None or math.isnan(h) else h for h in heights]
             axis.bar(positions + index * width, heights, width, label=name)
         axis.set_xticks(positions + width * (len(detectors) - 1) / 2)
-        axis.set_xticklabels([metric.replace("_", " ") for metric in metrics], rotation=30,
-                             ha="right", fontsize=7)
+        axis.set_xticklabels(
+            [metric.replace("_", " ") for metric in metrics], rotation=30, ha="right", fontsize=7
+        )
         axis.axhline(0, color="black", linewidth=0.6)
         axis.set_title(label, fontsize=9)
     axes[0][0].legend(fontsize=7)

@@ -1,4 +1,4 @@
-"""The report of an evaluation: ``report.md`` with tables and plots, ``results.json`` with every figure."""
+"""The report of an evaluation: ``report.md`` with tables and plots, ``results.json``."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import json
 import math
 import os
 import platform
+import subprocess
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -27,6 +28,23 @@ def _versions() -> dict[str, str | None]:
         except PackageNotFoundError:
             found[package] = None
     return found
+
+
+def _revision() -> str | None:
+    """Return ``git describe --always --dirty`` of the source tree, or None outside a checkout."""
+    try:
+        completed = subprocess.run(
+            ["git", "describe", "--always", "--dirty"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if completed.returncode != 0:
+        return None
+    return completed.stdout.strip() or None
 
 
 def _plain(value: Any) -> Any:
@@ -86,6 +104,7 @@ def evaluation_json(evaluation, *, command: str, started: datetime) -> dict:
                 "cpus": os.cpu_count(),
             },
             "versions": _versions(),
+            "revision": _revision(),
             "files": files,
             "detectors": detectors,
         }
@@ -121,7 +140,10 @@ def _headline_rows(data: dict) -> tuple[list[str], list[list[str]]]:
         row = [name]
         if "nab" in figures:
             profiles = figures["nab"]["profiles"]
-            row += [_format(profiles[p]["score"], 1) for p in ("standard", "reward_low_FP_rate", "reward_low_FN_rate")]
+            row += [
+                _format(profiles[p]["score"], 1)
+                for p in ("standard", "reward_low_FP_rate", "reward_low_FN_rate")
+            ]
         if "skab" in figures:
             skab = figures["skab"]
             row += [_format(skab["f1"], 3), _format(skab["far"], 2), _format(skab["mar"], 2)]
@@ -144,20 +166,37 @@ def _nab_section(data: dict) -> list[str]:
     for name, figures in data["detectors"].items():
         for profile, values in figures["nab"]["profiles"].items():
             alerts = figures["nab"]["alerts"][profile]
-            rows.append([
-                name, profile, _format(values["score"], 2), _format(values["threshold"], 4),
-                _format(values["raw"], 2), str(values["tp"]), str(values["fp"]), str(values["fn"]),
-                _format(alerts["score"], 2),
-            ])
+            rows.append(
+                [
+                    name,
+                    profile,
+                    _format(values["score"], 2),
+                    _format(values["threshold"], 4),
+                    _format(values["raw"], 2),
+                    str(values["tp"]),
+                    str(values["fp"]),
+                    str(values["fn"]),
+                    _format(alerts["score"], 2),
+                ]
+            )
     lines += _table(
-        ["detector", "profile", "score", "threshold", "raw", "TP rows", "FP rows", "FN rows",
-         "score of alert onsets"],
+        [
+            "detector",
+            "profile",
+            "score",
+            "threshold",
+            "raw",
+            "TP rows",
+            "FP rows",
+            "FN rows",
+            "score of alert onsets",
+        ],
         rows,
     )
     first = next(iter(data["detectors"].values()))["nab"]["profiles"]["standard"]
     lines += [
         f"Null detector raw score {first['null']:.2f}, perfect {first['perfect']:.2f} "
-        "(standard profile). \"Score of alert onsets\" takes the rows where each detector's "
+        '(standard profile). "Score of alert onsets" takes the rows where each detector\'s '
         "alert policy opened an alert as its detections, with no threshold sweep.",
         "",
     ]
@@ -169,15 +208,35 @@ def _skab_section(data: dict) -> list[str]:
     for name, figures in data["detectors"].items():
         skab = figures["skab"]
         changepoint = skab.get("changepoint_nab", {})
-        rows.append([
-            name, _format(skab["f1"]), _format(skab["far"], 2), _format(skab["mar"], 2),
-            str(skab["tp"]), str(skab["fp"]), str(skab["fn"]), str(skab["tn"]),
-            _format(changepoint.get("standard"), 2), _format(changepoint.get("reward_low_FP_rate"), 2),
-            _format(changepoint.get("reward_low_FN_rate"), 2),
-        ])
+        rows.append(
+            [
+                name,
+                _format(skab["f1"]),
+                _format(skab["far"], 2),
+                _format(skab["mar"], 2),
+                str(skab["tp"]),
+                str(skab["fp"]),
+                str(skab["fn"]),
+                str(skab["tn"]),
+                _format(changepoint.get("standard"), 2),
+                _format(changepoint.get("reward_low_FP_rate"), 2),
+                _format(changepoint.get("reward_low_FN_rate"), 2),
+            ]
+        )
     return ["## SKAB details", ""] + _table(
-        ["detector", "F1", "FAR %", "MAR %", "TP", "FP", "FN", "TN", "CP-NAB standard",
-         "CP-NAB low FP", "CP-NAB low FN"],
+        [
+            "detector",
+            "F1",
+            "FAR %",
+            "MAR %",
+            "TP",
+            "FP",
+            "FN",
+            "TN",
+            "CP-NAB standard",
+            "CP-NAB low FP",
+            "CP-NAB low FN",
+        ],
         rows,
     )
 
@@ -186,15 +245,34 @@ def _events_section(data: dict) -> list[str]:
     rows = []
     for name, figures in data["detectors"].items():
         totals = figures["ranges"]
-        rows.append([
-            name, _format(totals["vus_roc"]), _format(totals["vus_pr"]),
-            _format(totals["event_precision"]), _format(totals["event_recall"]),
-            str(totals["events_detected"]), str(totals["events_missed"]),
-            str(totals["false_positive_events"]), _format(totals["mean_delay_rows"], 1),
-            _format(totals["mean_delay_seconds"], 0), _format(figures["seconds"], 1),
-        ])
-    header = ["detector", "VUS-ROC", "VUS-PR", "event precision", "event recall", "detected",
-              "missed", "false events", "delay (rows)", "delay (s)", "run time (s)"]
+        rows.append(
+            [
+                name,
+                _format(totals["vus_roc"]),
+                _format(totals["vus_pr"]),
+                _format(totals["event_precision"]),
+                _format(totals["event_recall"]),
+                str(totals["events_detected"]),
+                str(totals["events_missed"]),
+                str(totals["false_positive_events"]),
+                _format(totals["mean_delay_rows"], 1),
+                _format(totals["mean_delay_seconds"], 0),
+                _format(figures["seconds"], 1),
+            ]
+        )
+    header = [
+        "detector",
+        "VUS-ROC",
+        "VUS-PR",
+        "event precision",
+        "event recall",
+        "detected",
+        "missed",
+        "false events",
+        "delay (rows)",
+        "delay (s)",
+        "run time (s)",
+    ]
     return ["## Events, delays and run time", ""] + _table(header, rows)
 
 
@@ -208,16 +286,21 @@ def _files_section(data: dict, plots: bool) -> list[str]:
         cells = []
         for name in names:
             figures = data["detectors"][name]["files"][file["name"]]
-            cells.append(
-                f"{_format(figures['vus_pr'])} · {_format(figures['roc_auc'])} · {figures['alerts']}"
-            )
+            vus_pr, roc_auc = _format(figures["vus_pr"]), _format(figures["roc_auc"])
+            cells.append(f"{vus_pr} · {roc_auc} · {figures['alerts']}")
         label = file["name"]
         if plots:
             label = f"[{label}](plots/{file['plot']})"
-        rows.append([
-            label, str(file["rows"]), str(file["rows"] - file["accepted"]), str(file["labeled_rows"]),
-            _format(file["scored_from_row"]), *cells,
-        ])
+        rows.append(
+            [
+                label,
+                str(file["rows"]),
+                str(file["rows"] - file["accepted"]),
+                str(file["labeled_rows"]),
+                _format(file["scored_from_row"]),
+                *cells,
+            ]
+        )
     return ["## Files", ""] + _table(header, rows)
 
 
@@ -243,7 +326,7 @@ def _header_section(data: dict) -> list[str]:
         f"- Command: `{data['command']}`",
         f"- Started {data['started']}, finished {data['finished']}",
         f"- Machine: {machine['platform']}, {machine['cpus']} CPUs, Python {machine['python']}",
-        f"- Versions: {versions}",
+        f"- Versions: {versions}; source revision {data['revision'] or 'unknown'}",
         "",
         "## Protocol",
         "",

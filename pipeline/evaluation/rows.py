@@ -3,8 +3,8 @@
 A row is one item of the source: a line of a CSV or JSON-lines file, or one time bucket of a
 log. :func:`read_rows` decodes every item with :class:`~spikewatch.records.RecordDecoder` and
 the engine's ordering check, so it accepts and rejects the rows the engine does. The runner
-checks the count of accepted rows after each engine run. Labels are read for scoring only and never reach a
-detector.
+checks the count of accepted rows after each engine run. Labels are read for scoring only and
+never reach a detector.
 """
 
 from __future__ import annotations

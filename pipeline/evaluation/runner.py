@@ -134,4 +134,3 @@ def run_evaluation(
     figures = {detector.name: detector_figures(results, detector.name) for detector in detectors}
     logger.info("evaluation finished: %s, %d files", benchmark.name, len(results))
     return Evaluation(benchmark, detectors, config, warmup, results, figures)
-

@@ -3,8 +3,8 @@
 A detector scores some rows: spikewatch scores a window when its newest record arrives (every
 ``windows.stride`` records of a key), the record-by-record baselines score every record. Each
 row takes the latest output of its key at or before it, which is what the detector had output
-by the time that row arrived. Rows before a key's first output get score 0 and no alert. Rejected rows take their key's latest output too, and rows without a decodable key get
-score 0.
+by the time that row arrived. Rows before a key's first output get score 0 and no alert.
+Rejected rows take their key's latest output too, and rows without a decodable key get score 0.
 
 Per-row score files (``scores/<detector>/<file>.csv``) have one line per source row::
 
@@ -138,9 +138,7 @@ class RowOutputs:
         for row, key in enumerate(keys):
             if key is not None:
                 groups.setdefault(key, []).append(row)
-        filled = {
-            name: np.zeros(len(keys)) for name in ("score", "anomaly_score", "alert")
-        }
+        filled = {name: np.zeros(len(keys)) for name in ("score", "anomaly_score", "alert")}
         filled["threshold"] = np.full(len(keys), np.nan)
         for rows in groups.values():
             rows = np.asarray(rows)

@@ -87,9 +87,7 @@ def nab_figures(results: list[FileResult], detector: str) -> dict:
             "fp": best.fp,
             "fn": best.fn,
             "tn": best.tn,
-            "files": {
-                result.file.name: score.score for result, score in zip(results, per_file)
-            },
+            "files": {result.file.name: score.score for result, score in zip(results, per_file)},
         }
         figures["alerts"][name] = {
             "score": nab.normalized_score(alert_raw, null, perfect) if normalizable else None,

@@ -237,18 +237,16 @@ class KafkaSource(Source):
         self.metrics.kafka_commits.labels(result="failed").inc()
         if isinstance(error, REBALANCE_ERRORS):
             logger.warning(
-                "offset commit failed because the group is rebalancing (%s: %s); this worker "
-                "rejoins at its next poll, and the partitions' next owner starts from the "
-                "checkpoint just written",
-                type(error).__name__,
+                "offset commit failed because the group is rebalancing (%s); this worker rejoins "
+                "at its next poll, and the partitions' next owner starts from the checkpoint "
+                "just written",
                 error,
             )
         else:
             self.metrics.broker_connection_errors.inc()
             logger.warning(
-                "offset commit failed (%s: %s); the checkpoint holds the offsets and the next "
+                "offset commit failed (%s); the checkpoint holds the offsets and the next "
                 "checkpoint commits them again",
-                type(error).__name__,
                 error,
             )
 

@@ -68,8 +68,8 @@ class LogFormat:
             )
         if TIMESTAMP_FIELD not in self.fields and not {DATE_FIELD, TIME_FIELD} <= set(self.fields):
             raise LogFormatError(
-                f"log format {format!r} has no <{TIMESTAMP_FIELD}> field and not both <{DATE_FIELD}>"
-                f" and <{TIME_FIELD}>; name the timestamp of a line with one of them"
+                f"log format {format!r} has no <{TIMESTAMP_FIELD}> field and not both "
+                f"<{DATE_FIELD}> and <{TIME_FIELD}>; name the timestamp of a line with one of them"
             )
         self._pattern = re.compile(self._regex(format))
 

@@ -53,7 +53,7 @@ class JsonlAlertSink(AlertSink):
                     self.delivered.add((alert["alert_id"], alert["status"]))
                 except (json.JSONDecodeError, KeyError, TypeError):
                     logger.warning("%s line %d is not an alert; ignoring it", self.path, number)
-        logger.info("%s already holds %d alert state changes", self.path, len(self.delivered))
+        logger.info("%s already contains %d alert state changes", self.path, len(self.delivered))
 
     def send(self, alert: Alert) -> bool:
         marker = (alert.alert_id, alert.status)

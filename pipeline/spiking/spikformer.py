@@ -161,12 +161,13 @@ class Spikformer(nn.Module):
         return sum(layer.last_spike_count for layer in self.lifs) / steps if steps else 0.0
 
     def reconstruction_loss(self, features: torch.Tensor, windows: torch.Tensor) -> torch.Tensor:
-        """Mean squared error of decoding ``features [B, D]`` back to ``windows [B, L, C]``.
+        """Mean squared error of decoding ``features [B, ≥D]`` back to ``windows [B, L, C]``.
 
         Targets are clipped to ±10 standard deviations so one extreme window cannot dominate.
         """
         target = windows.clamp(-10.0, 10.0).flatten(1)
-        return ((self.decoder(features) - target) ** 2).mean()
+        # Features beyond feature_dim (amplitude summaries) are not the encoder's to decode.
+        return ((self.decoder(features[..., : self.feature_dim]) - target) ** 2).mean()
 
     def _conv_bn(self, conv: nn.Conv1d, norm: nn.BatchNorm1d, x: torch.Tensor) -> torch.Tensor:
         steps, batch = x.shape[:2]

@@ -45,7 +45,7 @@ def build_threshold(settings: Any) -> ScoreThreshold:
         return DSPOT(
             risk=settings.risk,
             level=settings.peaks_level,
-            depth=settings.drift_depth,
+            depth=settings.dspot_depth,
             history=settings.history,
             min_history=settings.min_history,
         )

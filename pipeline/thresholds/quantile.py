@@ -10,7 +10,9 @@ class RunningQuantile(ScoreThreshold):
 
     A key's threshold is not trusted until it has ``min_history`` scores; until then
     :meth:`threshold` returns ``None`` and the key cannot alert. The margin multiplies the
-    quantile, so it raises the threshold only for positive scores.
+    quantile, so it raises the threshold only for positive scores. Scores above the threshold
+    are remembered as the threshold (winsorised), so an anomaly does not raise the threshold
+    that is meant to catch it.
     """
 
     __slots__ = ("quantile", "margin", "_cached")
@@ -33,6 +35,12 @@ class RunningQuantile(ScoreThreshold):
         return self._cached
 
     def learn(self, score: float, *, timestamp: float | None = None, in_alert: bool = False) -> None:
+        # A score above the threshold enters the history at the threshold's value. Taken as it
+        # is, one anomalous window would become the new 99th percentile of a short history and
+        # hide the next window of the same anomaly from the alert policy.
+        threshold = self.threshold()
+        if threshold is not None and score > threshold:
+            score = threshold
         self._remember(score)
         self._cached = None
 

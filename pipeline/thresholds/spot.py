@@ -18,9 +18,16 @@ class SPOT(ScoreThreshold):
 
     Streaming, for each new score x, after the alert decision:
 
-    * x > z is an alarm and is not learned from, so anomalies do not fatten the tail;
-    * t < x ≤ z is a new peak: the tail is fitted again and z updated;
+    * x > z while the key's alert is open is an anomaly and is not learned from, so anomalies
+      do not fatten the tail;
+    * any other x > t is a new peak: the tail is fitted again and z updated;
     * x ≤ t only counts as one more observation.
+
+    Siffer et al. leave every x > z out of the tail. Normal windows also exceed z, at the rate
+    ``risk``, and leaving them out truncates the fitted tail at z, which lowers z, which
+    truncates more: on exponential scores the realised rate settled at 2.4 to 5 times the risk
+    (risk 0.001 to 0.01). Here a window over z is left out only once the alert policy has
+    opened an alert, that is after ``alerts.open_after`` windows over z in a row.
 
     The peaks are kept in a ring of ``history`` values (the newest); the observation and peak
     counts behind ``P(X > t)`` are never truncated.
@@ -79,11 +86,11 @@ class SPOT(ScoreThreshold):
             if self.count >= self.min_history:
                 self._calibrate(self.recent.astype(np.float64))
             return
-        self._observe(float(score))
+        self._observe(float(score), in_alert=in_alert)
 
-    def _observe(self, value: float) -> None:
-        """Apply SPOT's update rule to one value (a score, or a DSPOT residual)."""
-        if value > self.z:
+    def _observe(self, value: float, *, in_alert: bool) -> None:
+        """Apply the update rule to one value (a score, or a DSPOT residual)."""
+        if value > self.z and in_alert:
             return
         self.observations += 1
         if value > self.initial:
@@ -156,9 +163,10 @@ class DSPOT(SPOT):
 
     A slowly drifting score level (a detector still adapting, a sensor ageing) would otherwise
     raise or starve the alarms of plain SPOT. DSPOT runs SPOT on the residual of each score
-    against the moving average of the ``depth`` most recent scores that were not alarms, and
-    the alert threshold is that average plus the residual threshold. An alarm does not enter the
-    average, so an anomaly does not drag the baseline up.
+    against the moving average of the ``depth`` most recent normal scores, and the alert
+    threshold is that average plus the residual threshold. A window over the threshold while
+    the key's alert is open does not enter the average, so an anomaly does not drag the
+    baseline up.
 
     Parameters
     ----------
@@ -189,7 +197,7 @@ class DSPOT(SPOT):
 
     @property
     def baseline(self) -> float:
-        """Mean of the last ``depth`` scores that were not alarms."""
+        """Mean of the last ``depth`` scores not left out as anomalies."""
         return float(self.recent_normal[: min(self.normal_count, self.recent_normal.shape[0])].mean())
 
     def threshold(self) -> float | None:
@@ -202,9 +210,9 @@ class DSPOT(SPOT):
                 self._calibrate_residuals()
             return
         residual = float(score) - self.baseline
-        alarm = residual > self.z
-        self._observe(residual)
-        if not alarm:
+        anomaly = residual > self.z and in_alert
+        self._observe(residual, in_alert=in_alert)
+        if not anomaly:
             self._add_normal(float(score))
 
     def _add_normal(self, score: float) -> None:

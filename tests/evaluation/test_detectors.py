@@ -32,7 +32,9 @@ def test_registered_names():
 
 
 def test_settings_become_configuration_keys():
-    (detector,) = parse_detectors("spikewatch-ann[windows.length=64;windows.stride=16;detector.objective=soft-boundary]")
+    (detector,) = parse_detectors(
+        "spikewatch-ann[windows.length=64;windows.stride=16;detector.objective=soft-boundary]"
+    )
     assert detector.overrides == {
         "encoder": {"kind": "ann"},
         "windows": {"length": 64, "stride": 16},
@@ -41,7 +43,10 @@ def test_settings_become_configuration_keys():
     config = detector.config(Config())
     assert config.windows.length == 64
     assert config.encoder.kind == "ann"
-    assert detector.name == "spikewatch-ann_windows.length=64_windows.stride=16_detector.objective=soft-boundary"
+    assert (
+        detector.name
+        == "spikewatch-ann_windows.length=64_windows.stride=16_detector.objective=soft-boundary"
+    )
 
 
 def test_alias_names_the_detector():

@@ -34,7 +34,10 @@ def evaluate(tmp_path_factory, *arguments) -> Path:
     if not DATA.is_dir():
         pytest.skip(f"shared data sets not found at {DATA}")
     out = tmp_path_factory.mktemp("evaluation")
-    assert main(["evaluate", *arguments, "--out", str(out), "--detectors", DETECTORS, "--no-progress"]) == 0
+    assert (
+        main(["evaluate", *arguments, "--out", str(out), "--detectors", DETECTORS, "--no-progress"])
+        == 0
+    )
     return out
 
 
@@ -70,7 +73,9 @@ def test_nab_figures_are_in_range(nab_run):
         assert 0.0 <= ranges["roc_auc"] <= 1.0, name
         assert 0.0 <= ranges["vus_pr"] <= 1.0, name
         # Every label window lies after the probationary period in these files.
-        assert ranges["events_detected"] + ranges["events_missed"] == figures["nab"]["windows"], name
+        assert ranges["events_detected"] + ranges["events_missed"] == figures["nab"]["windows"], (
+            name
+        )
         assert figures["records_per_second"] > 0
 
 
@@ -96,23 +101,37 @@ def test_nab_score_files_cover_every_row(nab_run):
 
 def test_nab_pipeline_scores_one_row_per_window(nab_run):
     out, _ = nab_run
-    with open(out / "scores" / "spikewatch" / "realTraffic" / "speed_7578.csv", newline="") as handle:
+    with open(
+        out / "scores" / "spikewatch" / "realTraffic" / "speed_7578.csv", newline=""
+    ) as handle:
         outputs = [int(row["row"]) for row in csv.DictReader(handle) if row["output"] == "1"]
-    config = Config()
-    assert outputs[0] == config.windows.length - 1
-    assert set(np.diff(outputs)) == {config.windows.stride}
+    windows = Config().windows
+    assert outputs[0] == windows.length - 1
+    if windows.stride_s == 0:
+        assert set(np.diff(outputs)) == {windows.stride}
 
 
 def test_nab_plots_and_sink_files(nab_run):
     out, _ = nab_run
-    for path in [out / "plots" / "comparison.png", out / "plots" / "realTraffic" / "speed_7578.png"]:
+    for path in [
+        out / "plots" / "comparison.png",
+        out / "plots" / "realTraffic" / "speed_7578.png",
+    ]:
         assert path.read_bytes()[:8] == PNG_MAGIC
     assert (out / "alerts" / "spikewatch" / "realTraffic" / "speed_7578.jsonl").exists()
     assert (out / "dead_letters" / "spikewatch" / "realTraffic" / "speed_7578.jsonl").exists()
 
 
 def test_skab_file_end_to_end(tmp_path_factory):
-    out = evaluate(tmp_path_factory, "skab", "--data", str(DATA / "skab"), "--files", "valve1/0.csv", "--no-plots")
+    out = evaluate(
+        tmp_path_factory,
+        "skab",
+        "--data",
+        str(DATA / "skab"),
+        "--files",
+        "valve1/0.csv",
+        "--no-plots",
+    )
     results = json.loads((out / "results.json").read_text())
     (file,) = results["files"]
     assert file["warmup_rows"] == 400
@@ -121,13 +140,19 @@ def test_skab_file_end_to_end(tmp_path_factory):
         assert skab["tp"] + skab["fp"] + skab["fn"] + skab["tn"] == file["rows"]
         assert 0.0 <= skab["far"] <= 100.0
         assert 0.0 <= skab["mar"] <= 100.0
-        assert set(skab["changepoint_nab"]) == {"standard", "reward_low_FP_rate", "reward_low_FN_rate"}
+        assert set(skab["changepoint_nab"]) == {
+            "standard",
+            "reward_low_FP_rate",
+            "reward_low_FN_rate",
+        }
     assert "| detector | SKAB F1 | FAR % | MAR % |" in (out / "report.md").read_text()
     assert not (out / "plots").exists()
 
 
 def test_bgl_end_to_end(tmp_path_factory):
-    out = evaluate(tmp_path_factory, "bgl", "--data", str(DATA / "loghub" / "BGL" / "BGL_2k.log"), "--no-plots")
+    out = evaluate(
+        tmp_path_factory, "bgl", "--data", str(DATA / "loghub" / "BGL" / "BGL_2k.log"), "--no-plots"
+    )
     results = json.loads((out / "results.json").read_text())
     (file,) = results["files"]
     assert file["rows"] == 1380
@@ -154,10 +179,15 @@ def test_labels_never_reach_the_pipeline(tmp_path):
     scores = {}
     for name in ("original.csv", "flipped.csv"):
         benchmark = load_labeled(
-            tmp_path, label_field="anomaly", timestamp_field="datetime",
-            ignore_fields=["changepoint"], patterns=[name],
+            tmp_path,
+            label_field="anomaly",
+            timestamp_field="datetime",
+            ignore_fields=["changepoint"],
+            patterns=[name],
         )
-        evaluation = run_evaluation(benchmark, detectors, Config(), tmp_path / "out", progress=False)
+        evaluation = run_evaluation(
+            benchmark, detectors, Config(), tmp_path / "out", progress=False
+        )
         scores[name] = evaluation.results[0].scores["spikewatch"]
     assert np.array_equal(scores["original.csv"].score, scores["flipped.csv"].score)
     assert np.array_equal(scores["original.csv"].alert, scores["flipped.csv"].alert)
@@ -176,12 +206,28 @@ def test_labeled_csv_through_the_command(tmp_path):
     config = tmp_path / "short.toml"
     config.write_text("[learning]\nwarmup_windows = 10\n")
     out = tmp_path / "out"
-    code = main([
-        "evaluate", "labeled", "--data", str(data), "--out", str(out), "--label-column", "anomaly",
-        "--config", str(config),
-        "--timestamp-column", "time", "--key-column", "host", "--detectors", "trees=halfspacetrees[n_trees=5]",
-        "--no-plots", "--no-progress",
-    ])
+    code = main(
+        [
+            "evaluate",
+            "labeled",
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+            "--label-column",
+            "anomaly",
+            "--config",
+            str(config),
+            "--timestamp-column",
+            "time",
+            "--key-column",
+            "host",
+            "--detectors",
+            "trees=halfspacetrees[n_trees=5]",
+            "--no-plots",
+            "--no-progress",
+        ]
+    )
     assert code == 0
 
     results = json.loads((out / "results.json").read_text())

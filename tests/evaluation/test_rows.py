@@ -20,7 +20,14 @@ def table(tmp_path):
     path = tmp_path / "data.csv"
     path.write_text(CSV)
     config = Config().with_overrides(
-        {"source": {"kind": "csv", "path": str(path), "label_field": "anomaly", "ignore_fields": ["note"]}}
+        {
+            "source": {
+                "kind": "csv",
+                "path": str(path),
+                "label_field": "anomaly",
+                "ignore_fields": ["note"],
+            }
+        }
     )
     return read_rows(config, extra_fields=("note", "value"))
 

@@ -23,7 +23,9 @@ def test_online_rank_stays_below_one():
 def test_rows_take_the_latest_output_of_their_key():
     outputs = RowOutputs(7)
     keys = ["a", "b", "a", "a", None, "b", "a"]
-    outputs.set(2, score=3.0, threshold=None, anomaly_score=0.5, alert_open=False, alert_onset=False)
+    outputs.set(
+        2, score=3.0, threshold=None, anomaly_score=0.5, alert_open=False, alert_onset=False
+    )
     outputs.set(5, score=7.0, threshold=6.0, anomaly_score=0.9, alert_open=True, alert_onset=True)
     filled = outputs.finish(keys, seconds=1.5)
     assert filled.score.tolist() == [0.0, 0.0, 3.0, 3.0, 0.0, 7.0, 3.0]
@@ -39,7 +41,9 @@ def test_rows_take_the_latest_output_of_their_key():
 
 def test_detection_score_only_on_output_rows():
     outputs = RowOutputs(4)
-    outputs.set(1, score=1.0, threshold=None, anomaly_score=0.8, alert_open=False, alert_onset=False)
+    outputs.set(
+        1, score=1.0, threshold=None, anomaly_score=0.8, alert_open=False, alert_onset=False
+    )
     filled = outputs.finish(["k"] * 4, seconds=0.0)
     assert filled.anomaly_score.tolist() == [0.0, 0.8, 0.8, 0.8]
     assert filled.detection_score.tolist() == [0.0, 0.8, 0.0, 0.0]
@@ -63,8 +67,16 @@ def test_score_file_has_one_line_per_row(tmp_path):
     assert list(rows[0]) == [name for name, _ in SCORE_COLUMNS]
     assert len(rows) == 3
     assert rows[1] == {
-        "row": "1", "timestamp": "1970-01-01T00:01:00Z", "key": "k", "label": "1", "accepted": "1",
-        "output": "1", "score": "2.5", "threshold": "1", "anomaly_score": "0.25", "alert": "1",
+        "row": "1",
+        "timestamp": "1970-01-01T00:01:00Z",
+        "key": "k",
+        "label": "1",
+        "accepted": "1",
+        "output": "1",
+        "score": "2.5",
+        "threshold": "1",
+        "anomaly_score": "0.25",
+        "alert": "1",
         "alert_onset": "1",
     }
     assert rows[2]["timestamp"] == ""

@@ -33,9 +33,14 @@ def outputs_from(anomaly_score, alert, onset=None):
     outputs = RowOutputs(len(alert))
     onset = np.zeros(len(alert), bool) if onset is None else onset
     for row in range(len(alert)):
-        outputs.set(row, score=float(anomaly_score[row]), threshold=None,
-                    anomaly_score=float(anomaly_score[row]), alert_open=bool(alert[row]),
-                    alert_onset=bool(onset[row]))
+        outputs.set(
+            row,
+            score=float(anomaly_score[row]),
+            threshold=None,
+            anomaly_score=float(anomaly_score[row]),
+            alert_open=bool(alert[row]),
+            alert_onset=bool(onset[row]),
+        )
     return outputs.finish(["k"] * len(alert), seconds=1.0)
 
 
@@ -78,7 +83,10 @@ def skab_result(alert) -> FileResult:
     changepoints[[WINDOW[0], WINDOW[1] + 1]] = 1
     file = BenchmarkFile("s.csv", Path("s.csv"), {}, changepoint_field="changepoint")
     return FileResult(
-        file, rows_with_labels(labels, changepoints), 400, 400,
+        file,
+        rows_with_labels(labels, changepoints),
+        400,
+        400,
         {"d": outputs_from(np.asarray(alert, float), alert)},
     )
 
@@ -93,7 +101,9 @@ def test_skab_alerts_equal_to_labels():
     predicted = np.zeros(N)
     predicted[[WINDOW[0], WINDOW[1] + 1]] = 1
     changepoints = skab_result(alert).rows.extra["changepoint"]
-    expected = changepoint_nab_scores(changepoints, predicted, timestamps=[np.arange(N, dtype=float)])
+    expected = changepoint_nab_scores(
+        changepoints, predicted, timestamps=[np.arange(N, dtype=float)]
+    )
     assert skab["changepoint_nab"] == pytest.approx(expected)
     assert figures["ranges"]["event_f1"] == 1.0
     assert figures["ranges"]["mean_delay_rows"] == 0.0
@@ -114,7 +124,9 @@ def test_range_metrics_skip_the_warmup_rows():
     labels = np.zeros(N)
     labels[100:120] = 1
     file = BenchmarkFile("w.csv", Path("w.csv"), {})
-    result = FileResult(file, rows_with_labels(labels), 400, 400, {"d": outputs_from(np.zeros(N), np.zeros(N))})
+    result = FileResult(
+        file, rows_with_labels(labels), 400, 400, {"d": outputs_from(np.zeros(N), np.zeros(N))}
+    )
     figures = detector_figures([result], "d")
     assert figures["files"]["w.csv"]["scored_rows"] == N - 400
     assert math.isnan(figures["ranges"]["roc_auc"])
@@ -127,7 +139,9 @@ def test_range_metrics_of_a_perfect_ranking():
     labels[700:720] = 1
     score = labels * 0.9
     file = BenchmarkFile("p.csv", Path("p.csv"), {})
-    result = FileResult(file, rows_with_labels(labels), 400, 400, {"d": outputs_from(score, labels.astype(bool))})
+    result = FileResult(
+        file, rows_with_labels(labels), 400, 400, {"d": outputs_from(score, labels.astype(bool))}
+    )
     totals = detector_figures([result], "d")["ranges"]
     assert totals["roc_auc"] == 1.0
     assert totals["pr_auc"] == 1.0
@@ -148,8 +162,14 @@ def test_each_key_is_its_own_series():
     rows.keys = keys
     outputs = RowOutputs(n)
     for row in range(n):
-        outputs.set(row, score=0.0, threshold=None, anomaly_score=float(labels[row]),
-                    alert_open=bool(alert[row]), alert_onset=bool(alert[row]))
+        outputs.set(
+            row,
+            score=0.0,
+            threshold=None,
+            anomaly_score=float(labels[row]),
+            alert_open=bool(alert[row]),
+            alert_onset=bool(alert[row]),
+        )
     scores = outputs.finish(keys, seconds=1.0)
     file = BenchmarkFile("k.csv", Path("k.csv"), {})
     totals = detector_figures([FileResult(file, rows, 10, 10, {"d": scores})], "d")["ranges"]

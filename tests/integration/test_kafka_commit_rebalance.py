@@ -7,6 +7,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from kafka.structs import MemberState
 
 from spikewatch.config import Config
 from tests.integration.broker import TansuBroker
@@ -26,7 +27,7 @@ from tests.integration.kafka_helpers import (
 
 pytestmark = pytest.mark.integration
 
-WARM_RECORDS = 80
+WARM_RECORDS = 120
 TRICKLE_RECORDS = 20
 
 
@@ -40,23 +41,28 @@ def test_commit_during_join_is_survived(tmp_path: Path, kafka_broker: TansuBroke
     def config(name: str) -> Config:
         return Config().with_overrides(
             worker_sections(
-                tmp_path, address, topic="trickle", group="trickle", kafka={"alerts_topic": "trickle-alerts"},
+                tmp_path, address, topic="trickle", group="trickle",
+                # Both workers live in this process, so HOSTNAME-PID would not tell them apart.
+                kafka={"alerts_topic": "trickle-alerts", "worker_id": name},
                 alerts={"path": str(tmp_path / f"{name}-alerts.jsonl")},
             )
         )
 
     first, second = EngineWorker(config("first"), "first"), EngineWorker(config("second"), "second")
     real_commit = first.source.commit
+    second.started = False
 
     def commit_while_second_joins(position: dict) -> None:
-        # The first commit after the warm-up records were polled waits until the second worker
-        # has joined and taken the partition; the commit then comes from a stale generation.
-        if not second.is_alive() and first.engine.summary.records >= WARM_RECORDS:
+        # The first commit after the warm-up records were polled starts the second worker and
+        # waits until the group has dropped the first one, which is not polling meanwhile
+        # (max_poll_interval_ms). The commit then comes from a member that is out of the group.
+        if not second.started and first.engine.summary.records >= WARM_RECORDS:
+            second.started = True
             second.start()
             wait_until(
-                lambda: second.sample("spikewatch_kafka_assigned_partitions") == 1,
+                lambda: first.source._consumer.group_metadata().state == MemberState.UNJOINED,
                 timeout_s=60,
-                what="the second worker to take the partition",
+                what="the group to drop the first worker",
             )
         real_commit(position)
 
@@ -79,8 +85,9 @@ def test_commit_during_join_is_survived(tmp_path: Path, kafka_broker: TansuBroke
     # The commit failed because of the rebalance, was counted, and the worker carried on.
     assert first.sample("spikewatch_kafka_commits_total", result="failed") >= 1
     assert "offset commit failed because the group is rebalancing" in caplog.text
-    assert first.sample("spikewatch_kafka_commits_total", result="ok") >= 1
-    assert second.sample("spikewatch_kafka_commits_total", result="ok") >= 1
+    assert first.sample("spikewatch_kafka_commits_total", result="ok") + second.sample(
+        "spikewatch_kafka_commits_total", result="ok"
+    ) >= 2
 
     # No record lost: each was folded once into the partition's state, and processed once.
     per_partition, per_key = checkpointed_counts(first.config)

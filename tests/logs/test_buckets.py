@@ -28,7 +28,13 @@ def test_bucket_closes_when_a_later_line_arrives():
         {
             "key": "a",
             "timestamp": 0.0,
-            "values": {"lines": 3.0, "new_templates": 2.0, "template_1": 2.0, "template_2": 1.0, "template_other": 0.0},
+            "values": {
+                "lines": 3.0,
+                "new_templates": 2.0,
+                "template_1": 2.0,
+                "template_2": 1.0,
+                "template_other": 0.0,
+            },
             "label": 1,
         }
     ]

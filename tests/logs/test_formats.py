@@ -37,7 +37,9 @@ def test_literal_text_between_fields():
 
 
 def test_date_and_time_fields_with_strptime_format():
-    fmt = LogFormat("<Date> <Time> <Pid> <Level> <Component>: <Content>", timestamp_format="%y%m%d %H%M%S")
+    fmt = LogFormat(
+        "<Date> <Time> <Pid> <Level> <Component>: <Content>", timestamp_format="%y%m%d %H%M%S"
+    )
     fields = fmt.parse("081109 203615 148 INFO dfs.DataNode$PacketResponder: Received block")
     assert fields["Component"] == "dfs.DataNode$PacketResponder"
     assert fmt.timestamp(fields) == 1226262975.0

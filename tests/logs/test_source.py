@@ -63,11 +63,15 @@ def test_bgl_buckets_match_the_lines(shared_data):
     assert sum(record["values"]["lines"] for record in records) == 2000
     assert {record["timestamp"] / 60 for record in records if record["label"]} == alerted
     assert len(alerted) == 125
-    assert all(record["values"]["lines"] == per_bucket[record["timestamp"] / 60] for record in records)
+    assert all(
+        record["values"]["lines"] == per_bucket[record["timestamp"] / 60] for record in records
+    )
     # Every line is counted in exactly one template channel.
     for record in records:
         values = record["values"]
-        assert sum(v for name, v in values.items() if name.startswith("template_")) == values["lines"]
+        assert (
+            sum(v for name, v in values.items() if name.startswith("template_")) == values["lines"]
+        )
     decoded = RecordDecoder().decode(records[0])
     assert len(decoded.values) == 34
 
@@ -121,7 +125,9 @@ def test_key_field_must_be_in_the_format(log_file):
             LogLineSource(log_file),
             log_format=LogFormat("<Timestamp> <Content>"),
             templates=TemplateChannels(template_channels=2),
-            counter=BucketCounter(names=TemplateChannels(template_channels=2).names, bucket_seconds=1.0),
+            counter=BucketCounter(
+                names=TemplateChannels(template_channels=2).names, bucket_seconds=1.0
+            ),
             key_field="Node",
         )
 
@@ -139,13 +145,20 @@ def test_replay_with_log_format_dead_letters_bad_lines(log_file, tmp_path, capsy
         f'[dead_letter]\npath = "{tmp_path / "dead.jsonl"}"\n'
         f'[checkpoint]\npath = "{tmp_path / "ckpt" / "run.ckpt"}"\n'
     )
-    code = main([
-        "replay", str(log_file),
-        "--log-format", "<Label> <Timestamp> <Level> <Content>",
-        "--log-bucket-seconds", "60",
-        "--config", str(config),
-        "--no-metrics", "--no-progress",
-    ])
+    code = main(
+        [
+            "replay",
+            str(log_file),
+            "--log-format",
+            "<Label> <Timestamp> <Level> <Content>",
+            "--log-bucket-seconds",
+            "60",
+            "--config",
+            str(config),
+            "--no-metrics",
+            "--no-progress",
+        ]
+    )
     assert code == 0
     assert "4 accepted" in capsys.readouterr().out
     letters = [json.loads(line) for line in (tmp_path / "dead.jsonl").read_text().splitlines()]

@@ -9,7 +9,14 @@ from spikewatch.logs.templates import TemplateChannels, template_channel_names
 
 def test_channel_names_count_and_order():
     names = template_channel_names(4)
-    assert names == ["lines", "new_templates", "template_1", "template_2", "template_3", "template_other"]
+    assert names == [
+        "lines",
+        "new_templates",
+        "template_1",
+        "template_2",
+        "template_3",
+        "template_other",
+    ]
     assert template_channel_names(12)[2] == "template_01"
 
 
