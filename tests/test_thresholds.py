@@ -80,9 +80,21 @@ def test_running_quantile_waits_for_min_history():
 
 def test_running_quantile_keeps_recent_history():
     threshold = RunningQuantile(quantile=0.5, history=4, min_history=1)
-    for value in [100, 100, 100, 100, 1, 2, 3, 4]:
+    # Each new value is below the current median, so none is winsorised on entry.
+    for value in [100, 100, 100, 100, 4, 3, 2, 1]:
         threshold.learn(float(value))
     assert threshold.threshold() == pytest.approx(2.5)
+
+
+def test_running_quantile_winsorises_scores_above_threshold():
+    threshold = RunningQuantile(quantile=0.9, history=10, min_history=10)
+    for value in range(10):
+        threshold.learn(float(value))
+    before = threshold.threshold()
+    threshold.learn(1000.0)
+    assert 1000.0 not in threshold.recent
+    assert before in threshold.recent
+    assert threshold.threshold() < 9.0  # the largest ordinary score; 1000 would lift it past
 
 
 # -- SPOT and DSPOT ------------------------------------------------------------------------

@@ -165,11 +165,14 @@ class KafkaSource(Source):
                 self._restore_assigned()
             now = time.monotonic()
             if not batch:
-                if idle_timeout_s and self._joined and now - self._last_record >= idle_timeout_s:
-                    self.end_reason = f"idle for {idle_timeout_s:g} s (--idle-timeout-s)"
-                    return
                 if now >= self._next_probe_at:
                     self._check_broker(now)
+                if idle_timeout_s and self._idle_for(now) >= idle_timeout_s:
+                    # Time without a reachable broker is an outage, not an idle stream.
+                    self._check_broker(now)
+                    if not self._broker_down:
+                        self.end_reason = f"idle for {idle_timeout_s:g} s (--idle-timeout-s)"
+                        return
                 self._update_lag()
                 yield None
                 continue
@@ -179,6 +182,8 @@ class KafkaSource(Source):
                 self._broker_back()
             for tp, records in batch.items():
                 yield from self._items(tp, records)
+            # Idle time starts when the batch is processed, which can take longer than polling.
+            self._last_record = time.monotonic()
             self._update_lag()
 
     def _items(self, tp: TopicPartition, records: list) -> Iterator[SourceItem]:
@@ -366,6 +371,12 @@ class KafkaSource(Source):
 
     # -- broker health and lag --------------------------------------------------------------
 
+    def _idle_for(self, now: float) -> float:
+        """Seconds without a record while settled in the group with a reachable broker."""
+        if not self._joined or self._broker_down:
+            return 0.0
+        return now - self._last_record
+
     def _check_broker(self, now: float) -> None:
         """Probe the bootstrap servers after empty polls; log when they go away and come back."""
         if broker_reachable(list(self.kafka.bootstrap_servers)):
@@ -376,7 +387,8 @@ class KafkaSource(Source):
         self.metrics.broker_connection_errors.inc()
         delay = self._probe.next_delay_s()
         self._next_probe_at = now + delay
-        if not self._broker_down or self._probe.failures in (2, 4, 8) or self._probe.failures % 16 == 0:
+        # Log the first failure and then every doubling of the failures.
+        if self._probe.failures & (self._probe.failures - 1) == 0:
             logger.warning(
                 "no Kafka broker reachable at %s: keeping the state of the owned partitions %s "
                 "and reconnecting with backoff up to %g s; next check in %g s",
@@ -390,6 +402,7 @@ class KafkaSource(Source):
     def _broker_back(self) -> None:
         lasted = self._probe.reset()
         self._broker_down = False
+        self._last_record = time.monotonic()
         logger.info("Kafka broker reachable again after about %.0f s; consuming resumes", lasted)
 
     def _update_lag(self) -> None:

@@ -39,7 +39,7 @@ class ScoreThreshold:
         Scores needed before the threshold is trusted.
     """
 
-    __slots__ = ("min_history", "scores", "count")
+    __slots__ = ("min_history", "scores", "count", "_sorted")
 
     kind = ""
 
@@ -51,6 +51,9 @@ class ScoreThreshold:
         self.min_history = min_history
         self.scores = np.zeros(history, dtype=np.float32)
         self.count = 0
+        # The kept scores in ascending order, maintained on every insert, so a quantile or a
+        # p-value is a lookup rather than a sort per window.
+        self._sorted = np.zeros(history, dtype=np.float32)
 
     @property
     def ready(self) -> bool:
@@ -78,18 +81,39 @@ class ScoreThreshold:
         self._remember(score)
 
     def _remember(self, score: float) -> None:
-        self.scores[self.count % self.scores.shape[0]] = score
+        history = self.scores.shape[0]
+        slot = self.count % history
+        value = np.float32(score)
+        ordered = self._sorted
+        size = min(self.count, history)
+        if self.count >= history:  # drop the score this one overwrites from the sorted view
+            index = int(np.searchsorted(ordered[:size], self.scores[slot]))
+            ordered[index : size - 1] = ordered[index + 1 : size]
+            size -= 1
+        index = int(np.searchsorted(ordered[:size], value))
+        ordered[index + 1 : size + 1] = ordered[index:size]
+        ordered[index] = value
+        self.scores[slot] = value
         self.count += 1
 
     def quantile_of(self, q: float) -> float:
-        """The q-quantile of the recent scores; +inf when there are none."""
-        if self.count == 0:
+        """The q-quantile of the recent scores, interpolated linearly; +inf when there are none."""
+        size = min(self.count, self.scores.shape[0])
+        if size == 0:
             return float("inf")
-        return float(np.quantile(self.recent, q))
+        position = q * (size - 1)
+        low = int(position)
+        high = min(low + 1, size - 1)
+        ordered = self._sorted
+        return float(ordered[low]) + (float(ordered[high]) - float(ordered[low])) * (position - low)
 
     def p_value(self, scores: Any) -> float | np.ndarray:
         """Conformal p-values of ``scores`` against the recent scores; small means anomalous."""
-        return conformal_p_values(self.recent, scores)
+        size = min(self.count, self.scores.shape[0])
+        values = np.asarray(scores, dtype=np.float64)
+        at_least = size - np.searchsorted(self._sorted[:size], values, side="left")
+        p_values = (1.0 + at_least) / (size + 1.0)
+        return float(p_values) if p_values.ndim == 0 else p_values
 
     def to_dict(self) -> dict:
         return {"kind": self.kind, "scores": self.scores.copy(), "count": self.count}
@@ -106,3 +130,6 @@ class ScoreThreshold:
             )
         self.scores = scores.copy()
         self.count = int(state["count"])
+        self._sorted = np.zeros_like(self.scores)
+        size = min(self.count, self.scores.shape[0])
+        self._sorted[:size] = np.sort(self.scores[:size])
