@@ -7,8 +7,8 @@ Run from the repository root::
 Streams: SKAB's anomaly-free recording (8 channels, about one record per second) and the five
 NAB series of ``artificialNoAnomaly`` (one channel, one record per 5 minutes), each replayed as
 one key with the default configuration except ``[threshold]``. Every window scored after
-warm-up with a trusted threshold counts; a window over its threshold is a false alarm, because
-nothing in these streams is labelled anomalous. The realised rate per day is those windows
+warm-up with a trusted threshold counts. Nothing in these streams is labelled anomalous, so a
+window over its threshold is a false alarm. The realised rate per day is those windows
 divided by the event time they span; alerts (``alerts.open_after`` windows over the threshold
 in a row) are counted beside them.
 
@@ -51,7 +51,7 @@ def streams() -> list[tuple[str, str, Path, dict]]:
     return found
 
 
-def run(path: Path, source: dict, threshold: dict, folder: Path) -> tuple[list, float]:
+def run(path: Path, source: dict, threshold: dict, folder: Path) -> tuple[list, float, int]:
     config = Config().with_overrides(
         {
             "source": {"kind": "csv", "path": str(path), **source},
@@ -74,15 +74,16 @@ def run(path: Path, source: dict, threshold: dict, folder: Path) -> tuple[list, 
     engine.run()
     state = engine.keys.peek(config.source.default_key)
     interval = getattr(state.threshold, "interval_s", None)
-    return scored, interval
+    return scored, interval, engine.model.drift.detections
 
 
 def measure(scored: list, target_per_day: float, interval_s: float) -> dict:
     judged = [w for w in scored if w.threshold is not None and math.isfinite(w.threshold)]
     never = sum(1 for w in scored if w.threshold is not None and not math.isfinite(w.threshold))
     exceeded = sum(1 for w in judged if w.score > w.threshold)
-    alerts = sum(1 for w in scored if w.alert is not None and w.alert.status == "firing")
-    span_days = (scored[-1].timestamp - scored[0].timestamp) / SECONDS_PER_DAY if len(scored) > 1 else 0.0
+    alerts = sum(1 for w in judged if w.alert is not None and w.alert.status == "firing")
+    # The event time the judged windows cover: from the first judged window to the last one.
+    span_days = (judged[-1].timestamp - judged[0].timestamp) / SECONDS_PER_DAY if len(judged) > 1 else 0.0
     return {
         "target_per_day": target_per_day,
         "target_per_window": min(target_per_day * interval_s / SECONDS_PER_DAY, 1.0),
@@ -112,8 +113,8 @@ def main(argv: list[str] | None = None) -> int:
             conformal = {"kind": "conformal", "false_alarms_per_day": target}
             cell = folder / f"{name}-{target:g}"
             cell.mkdir()
-            scored, interval = run(path, source, conformal, cell)
-            row = {"stream": name, "threshold": "conformal", **measure(scored, target, interval)}
+            scored, interval, drifts = run(path, source, conformal, cell)
+            row = {"stream": name, "threshold": "conformal", "drifts": drifts, **measure(scored, target, interval)}
             print(json.dumps(row), flush=True)
             results.append(row)
             # SPOT at the same probability per window. Level 0.8 keeps the largest target
@@ -121,8 +122,8 @@ def main(argv: list[str] | None = None) -> int:
             risk = row["target_per_window"]
             spot = {"kind": "spot", "risk": risk, "peaks_level": 0.8, "min_history": 64}
             (cell / "spot").mkdir()
-            scored, _ = run(path, source, spot, cell / "spot")
-            row = {"stream": name, "threshold": "spot", **measure(scored, target, interval)}
+            scored, _, drifts = run(path, source, spot, cell / "spot")
+            row = {"stream": name, "threshold": "spot", "drifts": drifts, **measure(scored, target, interval)}
             print(json.dumps(row), flush=True)
             results.append(row)
     for kind in ("conformal", "spot"):

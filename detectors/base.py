@@ -36,7 +36,7 @@ def finite_scores(scores: torch.Tensor) -> torch.Tensor:
     """Replace non-finite scores by the float32 extremes: NaN and +inf become ``MAX_SCORE``.
 
     A finite input far outside the training range (beyond about 1e18 in a float32 network) can
-    overflow a squared distance; ranking it as the most anomalous window is the safe reading,
+    overflow a squared distance. Ranking it as the most anomalous window is the safe reading,
     and a threshold or a histogram still gets a number.
     """
     return torch.nan_to_num(scores, nan=MAX_SCORE, posinf=MAX_SCORE, neginf=-MAX_SCORE)
@@ -96,8 +96,8 @@ class Detector(nn.Module, ABC):
     def _unit_test_params(cls) -> Iterator[dict[str, Any]]:
         """Yield keyword arguments (besides ``n_features``) for the shared check suite.
 
-        Each set should train in well under a second on 1000 rows of 10 features, so the suite
-        stays fast; a detector with several modes yields one set per mode.
+        Each set should train in well under a second on 1000 rows of 10 features, so that the
+        suite stays fast. A detector with several modes yields one set per mode.
         """
         yield {}
 

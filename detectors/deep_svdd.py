@@ -41,7 +41,8 @@ class DeepSVDD(Detector):
     nu
         Soft-boundary trade-off in (0, 1]: an upper bound on the fraction of training points
         outside the sphere. ``R`` is set after each step to the ``(1 - nu)`` quantile of the
-        training distances, as in the paper's alternating scheme.
+        distances in that step's batch, as in the paper's alternating scheme (which takes the
+        quantile over all training data, every few epochs).
     eps
         Smallest magnitude of a center coordinate (0.1 in the paper's code).
     seed

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 
+import river
 import torch
 from river.drift import ADWIN
 
@@ -69,7 +70,7 @@ class ScoreDrift:
         return found
 
     def adapting(self, windows_seen: int) -> bool:
-        """Whether window count ``windows_seen`` falls in an adaptation period."""
+        """Return whether window count ``windows_seen`` falls in an adaptation period."""
         return windows_seen < self.adapt_until
 
     def state_dict(self) -> dict:
@@ -78,6 +79,7 @@ class ScoreDrift:
         raw = self.adwin._helper.__getstate__()
         return {
             "adwin": torch.frombuffer(bytearray(raw), dtype=torch.uint8).clone(),
+            "river_version": river.__version__,
             "detections": self.detections,
             "adapt_until": self.adapt_until,
         }
@@ -86,13 +88,15 @@ class ScoreDrift:
         self.detections = int(state["detections"])
         self.adapt_until = int(state["adapt_until"])
         self.adwin = ADWIN(delta=self.delta)
-        try:
-            self.adwin._helper.__setstate__(bytes(state["adwin"].numpy().tobytes()))
-        except (TypeError, ValueError) as error:
-            # A checkpoint from another river version may use another layout.
-            self.adwin = ADWIN(delta=self.delta)
+        saved_version = state.get("river_version")
+        if saved_version != river.__version__:
+            # The byte layout is river's own and may change between versions; river's Rust code
+            # panics on bytes it cannot parse, so another version's window is not tried.
             logger.warning(
-                "could not restore the ADWIN drift window (%s); drift detection starts over "
-                "with an empty window",
-                error,
+                "the checkpoint's ADWIN drift window was written by river %s, this is river %s; "
+                "drift detection starts over with an empty window",
+                saved_version,
+                river.__version__,
             )
+            return
+        self.adwin._helper.__setstate__(bytes(state["adwin"].numpy().tobytes()))

@@ -16,7 +16,7 @@ Updates run inline, at fixed counts of scored windows (multiples of ``update_eve
 so a replay of the same stream makes the same updates at the same windows whatever the batch
 boundaries were. The engine cuts its scoring batches at those counts.
 
-Until ``warmup_windows`` windows have arrived the model only collects them; it then fixes the
+Until ``warmup_windows`` windows have arrived the model only collects them. It then fixes the
 detector's constants (the Deep SVDD center, GOAD's centers) and trains for ``warmup_epochs``
 passes.
 """
@@ -387,8 +387,8 @@ class StreamModel:
         self._eval()
 
     def update(self) -> None:
-        """One gradient step on a sample of the replay buffer; several on its newest windows
-        while adapting to a drift."""
+        """Take one gradient step on a sample of the replay buffer, or several on its newest
+        windows while adapting to a drift."""
         if self.buffer.size < 2:
             return
         learning = self.config.learning

@@ -175,7 +175,7 @@ def test_non_finite_update_is_skipped_and_counted(tmp_path, detector):
 
 def test_replay_buffer_samples_newest():
     buffer = ReplayBuffer(8, (2, 1), 0)
-    for value in range(11):  # wraps: holds 3..10, newest 10
+    for value in range(11):  # wraps around: 3..10 are kept, 10 is the newest
         buffer.add(torch.full((1, 2, 1), float(value)), torch.zeros(1, 0))
     generator = torch.Generator().manual_seed(0)
     drawn, _ = buffer.sample(200, generator, newest=3)
@@ -264,3 +264,16 @@ def test_no_encoder_costs_nothing(tmp_path):
     scored = model.score(windows(2)[:, None], model.initial_state().unsqueeze(0))
     assert scored.energy.joules == 0.0
     assert model.detector.n_features == 8 * CHANNELS
+
+
+def test_drift_window_of_other_river_version_starts_empty(tmp_path, caplog):
+    config = model_config(tmp_path)
+    model, _ = warm_model(config)
+    model.observe(np.ones(100), np.random.default_rng(8).uniform(size=100))
+    state = model.state_dict()
+    state["drift"]["river_version"] = "0.0.1"
+    restored = StreamModel(config, CHANNELS)
+    restored.load_state_dict(state)
+    assert restored.drift.adwin.width == 0
+    assert restored.drift.detections == model.drift.detections
+    assert "drift detection starts over" in caplog.text

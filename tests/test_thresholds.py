@@ -189,7 +189,7 @@ def test_p_values_scalar_and_batch_agree():
     assert [conformal_p_values(calibration, s) for s in scores] == list(batch)
 
 
-def test_conformal_threshold_exceeded_exactly_when_p_value_at_most_alpha():
+def test_conformal_exceedance_matches_p_value():
     rng = np.random.default_rng(5)
     threshold = ConformalThreshold(false_alarms_per_day=2.4, history=400, min_history=50)
     feed(threshold, rng.normal(size=400), step=3600.0)

@@ -19,19 +19,59 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         "produce",
         help="send a CSV or JSON-lines file (default: the built-in demo stream) to a Kafka topic",
     )
-    produce.add_argument("path", nargs="?", help="CSV or JSON-lines file (optionally .gz); omitted: the built-in demo")
-    produce.add_argument("--topic", metavar="NAME", help="topic to send to (default: the first of kafka.topics)")
-    produce.add_argument("--bootstrap-servers", metavar="HOST:PORT", help="Kafka brokers, comma-separated (default: kafka.bootstrap_servers)")
-    produce.add_argument("--config", metavar="PATH", help="TOML configuration for [kafka] and the column options of [source]")
-    produce.add_argument("--format", choices=["csv", "jsonl"], help="file format (default: from the file name)")
-    produce.add_argument("--key-column", help="column holding the stream key, sent as the message key (default: one key for the whole file)")
-    produce.add_argument("--default-key", help="stream key when there is no key column (default: 'default')")
-    produce.add_argument("--timestamp-column", help="column holding the timestamp (default: 'timestamp')")
+    produce.add_argument(
+        "path",
+        nargs="?",
+        help="CSV or JSON-lines file (optionally .gz); omitted: the built-in demo",
+    )
+    produce.add_argument(
+        "--topic", metavar="NAME", help="topic to send to (default: the first of kafka.topics)"
+    )
+    produce.add_argument(
+        "--bootstrap-servers",
+        metavar="HOST:PORT",
+        help="Kafka brokers, comma-separated (default: kafka.bootstrap_servers)",
+    )
+    produce.add_argument(
+        "--config",
+        metavar="PATH",
+        help="TOML configuration for [kafka] and the column options of [source]",
+    )
+    produce.add_argument(
+        "--format", choices=["csv", "jsonl"], help="file format (default: from the file name)"
+    )
+    produce.add_argument(
+        "--key-column",
+        help="column holding the stream key, sent as the message key "
+        "(default: one key for the whole file)",
+    )
+    produce.add_argument(
+        "--default-key", help="stream key when there is no key column (default: 'default')"
+    )
+    produce.add_argument(
+        "--timestamp-column", help="column holding the timestamp (default: 'timestamp')"
+    )
     produce.add_argument("--label-column", help="column holding a 0/1 anomaly label")
-    produce.add_argument("--ignore-column", action="append", help="column that is not a channel; repeatable")
-    produce.add_argument("--speed", type=float, default=0.0, metavar="X", help="send at X times real time, by the records' timestamps; 0 = as fast as possible (default)")
-    produce.add_argument("--max-records", type=int, metavar="N", help="stop after sending N records")
-    produce.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="log verbosity (default INFO)")
+    produce.add_argument(
+        "--ignore-column", action="append", help="column that is not a channel; repeatable"
+    )
+    produce.add_argument(
+        "--speed",
+        type=float,
+        default=0.0,
+        metavar="X",
+        help="send at X times real time, by the records' timestamps; "
+        "0 = as fast as possible (default)",
+    )
+    produce.add_argument(
+        "--max-records", type=int, metavar="N", help="stop after sending N records"
+    )
+    produce.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="log verbosity (default INFO)",
+    )
     produce.set_defaults(handler=main)
 
 
@@ -39,7 +79,9 @@ def _open_source(args: argparse.Namespace) -> Source:
     if args.path is None:
         return DemoSource()
     path = Path(args.path)
-    kind = args.format or ("jsonl" if ".jsonl" in path.suffixes or ".json" in path.suffixes else "csv")
+    kind = args.format or (
+        "jsonl" if ".jsonl" in path.suffixes or ".json" in path.suffixes else "csv"
+    )
     return JsonlSource(path) if kind == "jsonl" else CsvSource(path)
 
 
@@ -83,7 +125,9 @@ def main(args: argparse.Namespace) -> int:
             f"cannot connect to Kafka at {','.join(config.kafka.bootstrap_servers)}: {error}; "
             "check --bootstrap-servers and that the broker is running"
         ) from None
-    logger.info("sending %s to topic %s at %s", source.name, topic, ",".join(config.kafka.bootstrap_servers))
+    logger.info(
+        "sending %s to topic %s at %s", source.name, topic, ",".join(config.kafka.bootstrap_servers)
+    )
     summary = ProduceSummary()
     try:
         produce_records(

@@ -201,6 +201,7 @@ def range_figures(results: list[FileResult], detector: str) -> tuple[dict, dict[
     per_series: list[dict[str, float]] = []
     delays_rows, delays_seconds = [], []
     totals = _EventTotals()
+    alert_rows = scored_rows = 0
     for result in results:
         scores, labels = result.scores[detector], result.labels
         stamps = result.rows.timestamps
@@ -209,6 +210,8 @@ def range_figures(results: list[FileResult], detector: str) -> tuple[dict, dict[
         for rows in _series_rows(result):
             series_figures.append(_threshold_free(labels[rows], scores.anomaly_score[rows]))
             events = ranges.event_scores(labels[rows], scores.alert[rows])
+            alert_rows += int(scores.alert[rows].sum())
+            scored_rows += rows.size
             totals.add(events)
             file_events.add(events)
             series_stamps = None if np.isnan(stamps[rows]).any() else stamps[rows]
@@ -234,6 +237,8 @@ def range_figures(results: list[FileResult], detector: str) -> tuple[dict, dict[
     }
     figures["series_with_both_classes"] = sum(not math.isnan(s["roc_auc"]) for s in per_series)
     figures.update(totals.figures())
+    # An alert that stays open covers every later event, so event recall alone can mislead.
+    figures["alert_share"] = alert_rows / scored_rows if scored_rows else math.nan
     figures["mean_delay_rows"] = float(np.mean(delays_rows)) if delays_rows else math.nan
     figures["mean_delay_seconds"] = float(np.mean(delays_seconds)) if delays_seconds else math.nan
     return figures, per_file

@@ -4,8 +4,8 @@ Each worker is one member of the consumer group ``kafka.group_id``. The key stat
 scaler, membranes, threshold, alert state) of a stream key belongs to the partition that carries
 the key, and moves with it. Processing is at least once, and no alert is delivered twice:
 
-1. A worker processes records and, every ``checkpoint.interval_s``, scores what is pending,
-   flushes the alert and dead-letter sinks until the broker has acknowledged them, writes its
+1. Every ``checkpoint.interval_s`` a worker scores the windows that are pending and flushes
+   the alert and dead-letter sinks until the broker has acknowledged them. It then writes its
    checkpoint file (model, keys, and per partition the next offset), and only then commits
    those offsets to the group.
 2. When the group revokes partitions (a worker joins or leaves), the worker runs step 1 at once
@@ -16,13 +16,17 @@ the key, and moves with it. Processing is at least once, and no alert is deliver
    seeks there. A partition that no checkpoint holds starts with empty keys at the group's
    committed offset.
 4. A worker that crashes leaves its last checkpoint behind. Its partitions' next owner restores
-   that checkpoint and processes the records after it again. Replayed windows get the same
-   alert ids, and the alert sinks drop ids they have already delivered.
+   that checkpoint and processes the records after it again. Windows replayed in their first
+   order get the same alert ids, and the alert sinks drop ids they have already delivered.
 5. A commit that fails because the group rebalanced, or because no broker answered, is logged
    and counted. The worker carries on, and rejoins the group at its next poll.
 
 Records that cannot be decoded or validated go to ``kafka.dead_letter_topic`` (or the JSON-lines
 dead-letter file) and their offsets move on with the rest.
+
+NOTE: a worker that owns several partitions may interleave them differently when it replays
+them, so the shared model's online updates see another order and a replayed window can score
+slightly differently, and alert under another id. Replays of a single partition are exact.
 """
 
 from __future__ import annotations
@@ -34,11 +38,17 @@ from spikewatch.kafka.source import KafkaSource
 from spikewatch.metrics import PipelineMetrics
 from spikewatch.sinks import AlertSink, DeadLetterSink
 
-__all__ = ["KafkaAlertSink", "KafkaDeadLetterSink", "KafkaSource", "build_kafka_sinks", "build_kafka_source"]
+__all__ = [
+    "KafkaAlertSink",
+    "KafkaDeadLetterSink",
+    "KafkaSource",
+    "build_kafka_sinks",
+    "build_kafka_source",
+]
 
 
 def build_kafka_source(config: Config) -> KafkaSource:
-    """The source of ``source.kind = "kafka"``; the consumer joins the group at the first poll."""
+    """Build the source of ``source.kind = "kafka"``; it joins the group at its first poll."""
     quiet_client_logs()
     return KafkaSource(config)
 
@@ -65,5 +75,7 @@ def build_kafka_sinks(
             source.on_assigned.append(sink.reload_delivered)
     if kafka.dead_letter_topic:
         dead_letter_sink.close()
-        dead_letter_sink = KafkaDeadLetterSink(kafka, topic=kafka.dead_letter_topic, metrics=metrics)
+        dead_letter_sink = KafkaDeadLetterSink(
+            kafka, topic=kafka.dead_letter_topic, metrics=metrics
+        )
     return alert_sinks, dead_letter_sink

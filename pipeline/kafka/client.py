@@ -22,7 +22,7 @@ def partition_id(topic: str, partition: int) -> str:
 
 
 def split_partition_id(name: str) -> tuple[str, int]:
-    """Inverse of :func:`partition_id`; topic names may contain ``:`` but end before the last one."""
+    """Split a :func:`partition_id`; a topic name may contain ``:``, the number follows the last."""
     topic, _, number = name.rpartition(":")
     return topic, int(number)
 
@@ -47,7 +47,7 @@ def consumer_options(kafka: KafkaConfig) -> dict:
 
 
 def new_producer(kafka: KafkaConfig, **overrides) -> KafkaProducer:
-    """A producer that waits for every in-sync replica (``acks="all"``)."""
+    """Build a producer that waits for every in-sync replica (``acks="all"``)."""
     options = {
         "bootstrap_servers": list(kafka.bootstrap_servers),
         "acks": "all",
@@ -62,7 +62,7 @@ def new_producer(kafka: KafkaConfig, **overrides) -> KafkaProducer:
 
 
 def broker_reachable(bootstrap_servers: list[str]) -> bool:
-    """Whether any bootstrap server accepts a TCP connection within PROBE_TIMEOUT_S."""
+    """Return whether any bootstrap server accepts a TCP connection within PROBE_TIMEOUT_S."""
     for address in bootstrap_servers:
         host, port = parse_host_port(address, option="kafka.bootstrap_servers")
         try:

@@ -19,7 +19,11 @@ logger = logging.getLogger(__name__)
 
 def record_message(record: Record) -> tuple[bytes, bytes]:
     """Message key (the stream key) and JSON value of ``record`` in the shared record schema."""
-    value: dict[str, Any] = {"key": record.key, "timestamp": record.timestamp, "values": dict(record.values)}
+    value: dict[str, Any] = {
+        "key": record.key,
+        "timestamp": record.timestamp,
+        "values": dict(record.values),
+    }
     if record.label is not None:
         value["label"] = record.label
     return record.key.encode(), json.dumps(value).encode()
@@ -27,7 +31,7 @@ def record_message(record: Record) -> tuple[bytes, bytes]:
 
 @dataclass
 class ProduceSummary:
-    """What one ``produce`` call sent."""
+    """Counts of one ``produce`` call: records sent, rows skipped by reason, keys and seconds."""
 
     records: int = 0
     skipped: int = 0
@@ -46,7 +50,9 @@ class ProduceSummary:
         return line
 
 
-def decoded_records(source: Source, decoder: RecordDecoder, summary: ProduceSummary) -> Iterator[Record]:
+def decoded_records(
+    source: Source, decoder: RecordDecoder, summary: ProduceSummary
+) -> Iterator[Record]:
     """Records of ``source`` that pass validation; invalid rows are counted in ``summary``."""
     for item in source:
         if item is None:
@@ -55,7 +61,9 @@ def decoded_records(source: Source, decoder: RecordDecoder, summary: ProduceSumm
             yield decoder.decode(item.payload, key_override=item.key)
         except InvalidRecord as error:
             summary.skipped += 1
-            summary.skipped_by_reason[error.reason] = summary.skipped_by_reason.get(error.reason, 0) + 1
+            summary.skipped_by_reason[error.reason] = (
+                summary.skipped_by_reason.get(error.reason, 0) + 1
+            )
             if summary.skipped <= 5:
                 logger.warning("skipping row %s of %s: %s", item.position, source.name, error)
 

@@ -1,9 +1,9 @@
 """Kafka sinks: an alerts topic and a dead-letter topic.
 
-Both hold every message until the broker acknowledges it. ``flush``, which the engine calls
-before each checkpoint, returns only when every message so far is acknowledged, resending with a
-new producer after failures (a producer whose broker lost its state never recovers), so a
-checkpoint never covers an alert or dead letter that was not delivered.
+Both keep every message until the broker acknowledges it. The engine calls ``flush`` before
+each checkpoint, and it returns only when every message so far is acknowledged, so a checkpoint
+never covers an alert or dead letter that was not delivered. After a failure, messages are sent
+again through a new producer, because a producer whose broker lost its state never recovers.
 """
 
 from __future__ import annotations
@@ -69,7 +69,9 @@ class ReliableProducer:
                 )
             except KafkaError as error:
                 self.metrics.broker_connection_errors.inc()
-                logger.warning("cannot create a Kafka producer (%s); messages wait for the next flush", error)
+                logger.warning(
+                    "cannot create a Kafka producer (%s); messages wait for the next flush", error
+                )
         return self._producer
 
     def _send(self, message: list[Any]) -> None:
@@ -83,12 +85,16 @@ class ReliableProducer:
         except KafkaError as error:
             logger.debug("send to %s failed: %s", topic, error)
 
-    def send(self, topic: str, *, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+    def send(
+        self, topic: str, *, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]
+    ) -> None:
         message = [topic, key, value, headers, None]
         self._unacknowledged.append(message)
         self._send(message)
         if len(self._unacknowledged) > 1000:
-            self._unacknowledged = [m for m in self._unacknowledged if not (m[4] is not None and m[4].succeeded())]
+            self._unacknowledged = [
+                m for m in self._unacknowledged if not (m[4] is not None and m[4].succeeded())
+            ]
 
     def _settle(self) -> list[list[Any]]:
         """Wait for the producer; return the messages that are not acknowledged."""
@@ -102,7 +108,9 @@ class ReliableProducer:
     def flush(self) -> None:
         """Return once every message is acknowledged; raise DeliveryError after the timeout."""
         deadline = time.monotonic() + self.kafka.delivery_timeout_s
-        backoff = Backoff(initial_s=self.kafka.backoff_initial_ms / 1000, max_s=self.kafka.backoff_max_ms / 1000)
+        backoff = Backoff(
+            initial_s=self.kafka.backoff_initial_ms / 1000, max_s=self.kafka.backoff_max_ms / 1000
+        )
         while True:
             failed = self._settle()
             if not failed:
@@ -110,7 +118,9 @@ class ReliableProducer:
                 if backoff.failures:
                     logger.info("all messages acknowledged after %d retries", backoff.failures)
                 return
-            errors = {type(m[4].exception).__name__ for m in failed if m[4] is not None and m[4].failed()}
+            errors = {
+                type(m[4].exception).__name__ for m in failed if m[4] is not None and m[4].failed()
+            }
             topics = sorted({m[0] for m in failed})
             if time.monotonic() >= deadline:
                 raise DeliveryError(
@@ -180,7 +190,9 @@ class KafkaAlertSink(AlertSink):
     def reload_delivered(self) -> None:
         """Add the (alert_id, status) pairs of the topic's newest messages to ``delivered``."""
         try:
-            found = read_delivered_alerts(self.kafka, self.topic, consumer_factory=self._consumer_factory)
+            found = read_delivered_alerts(
+                self.kafka, self.topic, consumer_factory=self._consumer_factory
+            )
         except KafkaError as error:
             logger.warning(
                 "cannot read alerts topic %s back (%s); alerts replayed before it is readable "
@@ -190,7 +202,7 @@ class KafkaAlertSink(AlertSink):
             )
             return
         self.delivered |= found
-        logger.info("alerts topic %s holds %d alert state changes", self.topic, len(found))
+        logger.info("alerts topic %s contains %d alert state changes", self.topic, len(found))
 
     def send(self, alert: Alert) -> bool:
         marker = (alert.alert_id, alert.status)
@@ -238,11 +250,16 @@ def read_delivered_alerts(
         deadline = time.monotonic() + kafka.request_timeout_ms / 1000
         while any(consumer.position(tp) < ends[tp] for tp in partitions):
             if time.monotonic() > deadline:
-                logger.warning("reading alerts topic %s back timed out; it may be read only in part", topic)
+                logger.warning(
+                    "reading alerts topic %s back timed out; it may be read only in part", topic
+                )
                 break
             for records in consumer.poll(timeout_ms=200).values():
                 for record in records:
-                    headers = {name: value.decode("utf-8", "replace") for name, value in record.headers or []}
+                    headers = {
+                        name: value.decode("utf-8", "replace")
+                        for name, value in record.headers or []
+                    }
                     if "alert_id" in headers and "status" in headers:
                         found.add((headers["alert_id"], headers["status"]))
     finally:

@@ -19,7 +19,13 @@ from kafka.errors import (
 from kafka.structs import OffsetAndMetadata
 
 from spikewatch.config import Config
-from spikewatch.kafka.client import Backoff, broker_reachable, consumer_options, partition_id, split_partition_id
+from spikewatch.kafka.client import (
+    Backoff,
+    broker_reachable,
+    consumer_options,
+    partition_id,
+    split_partition_id,
+)
 from spikewatch.kafka.state import GroupCheckpoints, default_worker_id, group_directory
 from spikewatch.metrics import PipelineMetrics
 from spikewatch.sources.base import PartitionListener, Source, SourceItem
@@ -27,11 +33,16 @@ from spikewatch.sources.base import PartitionListener, Source, SourceItem
 logger = logging.getLogger(__name__)
 
 #: Commit errors that mean the group moved on without this member; it rejoins at the next poll.
-REBALANCE_ERRORS = (CommitFailedError, RebalanceInProgressError, IllegalGenerationError, UnknownMemberIdError)
+REBALANCE_ERRORS = (
+    CommitFailedError,
+    RebalanceInProgressError,
+    IllegalGenerationError,
+    UnknownMemberIdError,
+)
 #: Seconds of empty polls after which a healthy source checks that a broker is still reachable.
 IDLE_PROBE_INTERVAL_S = 5.0
-#: Seconds between two looks, after a commit, for given-up partitions that their new owner has
-#: checkpointed since; each look reads every checkpoint file of the group.
+#: Seconds between two scans, after commits, for given-up partitions that their new owner has
+#: checkpointed since. Each scan reads every checkpoint file of the group.
 RELEASED_SCAN_INTERVAL_S = 60.0
 
 
@@ -68,8 +79,9 @@ class KafkaSource(Source):
     """Records of ``kafka.topics``, consumed as one member of the group ``kafka.group_id``.
 
     Each item's ``position`` is ``{"topic", "partition", "offset"}`` (dead letters carry it).
-    A checkpoint stores, per owned partition, the next offset and the number of records folded
-    into the partition's key state; those offsets are committed after the checkpoint is written.
+    A checkpoint stores, per partition, the next offset and the number of records folded into
+    the partition's key state. The owned partitions' offsets are committed after the checkpoint
+    is written.
     When the group assigns a partition, its keys and offset come from the newest checkpoint in
     the group's checkpoint directory (:class:`~spikewatch.kafka.state.GroupCheckpoints`).
 
@@ -83,7 +95,9 @@ class KafkaSource(Source):
 
     partitioned = True
 
-    def __init__(self, config: Config, *, consumer_factory: Callable[..., Any] = KafkaConsumer) -> None:
+    def __init__(
+        self, config: Config, *, consumer_factory: Callable[..., Any] = KafkaConsumer
+    ) -> None:
         self.config = config
         self.kafka = config.kafka
         self.name = "kafka:" + ",".join(self.kafka.topics)
@@ -96,25 +110,32 @@ class KafkaSource(Source):
         self._consumer: Any = None
         self._listener: PartitionListener | None = None
         self.metrics = PipelineMetrics()
+
         # Per partition: the next offset to process, the records folded into its keys, and when
         # it was last checkpointed. Partitions given up stay, frozen, until another worker has
         # checkpointed them (see spikewatch.kafka.state).
         self._positions: dict[str, dict[str, Any]] = {}
         self._assigned: set[str] = set()
         self._last_scan = time.monotonic()
+
+        # Rebalance callbacks run on kafka-python's IO thread; these carry their work over.
         self._pending_commit: dict | None = None
         # Checkpoints of partitions assigned during the last poll, for the engine to restore.
         self._pending_restore: dict[str, dict | None] | None = None
         self._in_rebalance = False
         self._listener_error: BaseException | None = None
         self._closing = False
-        self._probe = Backoff(initial_s=self.kafka.backoff_initial_ms / 1000, max_s=self.kafka.backoff_max_ms / 1000)
+
+        self._probe = Backoff(
+            initial_s=self.kafka.backoff_initial_ms / 1000, max_s=self.kafka.backoff_max_ms / 1000
+        )
         self._broker_down = False
         self._next_probe_at = 0.0
         self._last_record = 0.0
         # The idle timeout runs only while this worker is a settled member of the group, not
         # during a join or rebalance.
         self._joined = False
+
         self.commits_ok = 0
         self.commits_failed = 0
         #: Called after each assignment, once the new partitions' keys are restored.
@@ -188,12 +209,18 @@ class KafkaSource(Source):
 
     def _items(self, tp: TopicPartition, records: list) -> Iterator[SourceItem]:
         name = partition_id(tp.topic, tp.partition)
-        position = self._positions.setdefault(name, {"offset": 0, "records": 0, "checkpointed_at": 0.0})
+        position = self._positions.setdefault(
+            name, {"offset": 0, "records": 0, "checkpointed_at": 0.0}
+        )
         use_key = self.use_message_key
         for record in records:
             position["offset"] = record.offset + 1
             position["records"] += 1
-            key = record.key.decode("utf-8", "backslashreplace") if use_key and record.key is not None else None
+            key = (
+                record.key.decode("utf-8", "backslashreplace")
+                if use_key and record.key is not None
+                else None
+            )
             yield SourceItem(
                 record.value,
                 {"topic": tp.topic, "partition": tp.partition, "offset": record.offset},
@@ -204,7 +231,7 @@ class KafkaSource(Source):
     # -- commits ----------------------------------------------------------------------------
 
     def commit(self, position: dict[str, dict[str, int]]) -> None:
-        """Commit the checkpointed offsets; a failure is logged and counted, never raised.
+        """Commit the checkpointed offsets of owned partitions; log and count a KafkaError.
 
         The checkpoint already holds these offsets, so a failed commit costs nothing but records
         processed again by a worker that starts from the group's committed offsets.
@@ -229,13 +256,18 @@ class KafkaSource(Source):
             self._commit_failed(error)
         else:
             self._commit_succeeded(offsets)
-        if time.monotonic() - self._last_scan >= RELEASED_SCAN_INTERVAL_S and set(self._positions) - self._assigned:
+        if (
+            time.monotonic() - self._last_scan >= RELEASED_SCAN_INTERVAL_S
+            and set(self._positions) - self._assigned
+        ):
             self._forget_superseded(self.checkpoints.scan())
 
     def _commit_succeeded(self, offsets: dict) -> None:
         self.commits_ok += 1
         self.metrics.kafka_commits.labels(result="ok").inc()
-        logger.debug("committed %s", {f"{tp.topic}:{tp.partition}": o.offset for tp, o in offsets.items()})
+        logger.debug(
+            "committed %s", {f"{tp.topic}:{tp.partition}": o.offset for tp, o in offsets.items()}
+        )
 
     def _commit_failed(self, error: BaseException) -> None:
         self.commits_failed += 1
@@ -250,7 +282,7 @@ class KafkaSource(Source):
         else:
             self.metrics.broker_connection_errors.inc()
             logger.warning(
-                "offset commit failed (%s); the checkpoint holds the offsets and the next "
+                "offset commit failed (%s); the checkpoint contains the offsets and the next "
                 "checkpoint commits them again",
                 error,
             )
@@ -273,13 +305,20 @@ class KafkaSource(Source):
             return None
         names = sorted(partition_id(tp.topic, tp.partition) for tp in partitions)
         event = "lost" if lost else "revoked"
-        logger.info(
-            "partitions %s %s%s", names, event,
-            ": this worker was evicted from the group, so nothing is committed" if lost else "",
-        )
+        if lost:
+            logger.warning(
+                "partitions %s lost: the group evicted this worker, which checkpoints them "
+                "without a commit",
+                names,
+            )
+        else:
+            logger.info("partitions %s revoked", names)
         if self._pending_restore is not None:
-            # Assigned and revoked within one poll: the keys must be in the engine before its checkpoint.
+            # Assigned and revoked within one poll: the engine needs the keys before it checkpoints.
             self._restore_assigned()
+
+        # The engine checkpoints and then calls commit(), which leaves the offsets in
+        # _pending_commit for the listener to await.
         self._in_rebalance = True
         self._pending_commit = None
         try:
@@ -287,6 +326,7 @@ class KafkaSource(Source):
                 self._listener.partitions_revoked(names)
         finally:
             self._in_rebalance = False
+
         self._joined = False
         for name in names:
             self._assigned.discard(name)
@@ -309,7 +349,11 @@ class KafkaSource(Source):
         self._joined = True
         self._last_record = time.monotonic()
         if not partitions:
-            logger.info("no partitions assigned to worker %s in group %r", self.worker_id, self.kafka.group_id)
+            logger.info(
+                "no partitions assigned to worker %s in group %r",
+                self.worker_id,
+                self.kafka.group_id,
+            )
             return
         by_name = {partition_id(tp.topic, tp.partition): tp for tp in partitions}
         copies = self.checkpoints.scan()
@@ -331,7 +375,11 @@ class KafkaSource(Source):
         self._assigned.update(by_name)
         self._forget_superseded(copies)
         restored = {name: self._positions[name]["offset"] for name in by_name if name not in fresh}
-        logger.info("partitions %s assigned; resuming from checkpointed offsets %s", sorted(by_name), restored)
+        logger.info(
+            "partitions %s assigned; resuming from checkpointed offsets %s",
+            sorted(by_name),
+            restored,
+        )
         if fresh:
             logger.info(
                 "partitions %s have no checkpoint in %s: their keys start empty, at the group's "
@@ -357,7 +405,10 @@ class KafkaSource(Source):
             del self._positions[name]
         if self._listener is not None:
             self._listener.forget_partitions(superseded)
-        logger.debug("partitions %s are checkpointed by their new owners; no longer kept here", sorted(superseded))
+        logger.debug(
+            "partitions %s are checkpointed by their new owners; no longer kept here",
+            sorted(superseded),
+        )
 
     def _restore_assigned(self) -> None:
         """Hand the pending checkpoints of newly assigned partitions to the engine."""
@@ -414,7 +465,9 @@ class KafkaSource(Source):
             topic, number = split_partition_id(name)
             high = consumer.highwater(TopicPartition(topic, number))
             if high is not None:
-                self.metrics.consumer_lag.labels(topic=topic, partition=str(number)).set(max(high - position["offset"], 0))
+                self.metrics.consumer_lag.labels(topic=topic, partition=str(number)).set(
+                    max(high - position["offset"], 0)
+                )
 
     # -- the end ----------------------------------------------------------------------------
 
@@ -430,6 +483,8 @@ class KafkaSource(Source):
             logger.warning("closing the Kafka consumer failed: %s", error)
         self._consumer = None
         logger.info(
-            "left consumer group %r: %d commits, %d failed", self.kafka.group_id, self.commits_ok, self.commits_failed
+            "left consumer group %r: %d commits, %d failed",
+            self.kafka.group_id,
+            self.commits_ok,
+            self.commits_failed,
         )
-

@@ -11,7 +11,7 @@ moment its owner releases it, also while its next owner has restored it only in 
 
 When a partition is assigned, the worker takes the copy with the latest ``checkpointed_at``
 from all files of the directory. A worker that gives a partition up checkpoints it before the
-group hands it on, so that copy is the revoking worker's; after a crash it is the crashed
+group hands it on, so that copy is the revoking worker's. After a crash it is the crashed
 worker's last checkpoint, and the records after it are processed again.
 """
 
@@ -55,7 +55,7 @@ def partition_entries(state: dict) -> dict[str, dict]:
 
 @dataclass(slots=True)
 class PartitionCopy:
-    """The newest checkpointed state of one partition and the file that holds it."""
+    """The newest checkpointed state of one partition and the file that contains it."""
 
     path: Path
     state: dict
@@ -80,7 +80,9 @@ class GroupCheckpoints:
 
     def __init__(self, directory: str | os.PathLike, *, worker_id: str) -> None:
         if not worker_id:
-            raise ValueError("worker_id must not be empty; leave kafka.worker_id empty for HOSTNAME-PID")
+            raise ValueError(
+                "worker_id must not be empty; leave kafka.worker_id empty for HOSTNAME-PID"
+            )
         self.directory = Path(directory)
         self.worker_path = self.directory / f"{_file_name_part(worker_id)}{SUFFIX}"
 
@@ -98,7 +100,7 @@ class GroupCheckpoints:
         return loaded
 
     def scan(self) -> dict[str, PartitionCopy]:
-        """The newest copy of every partition found in the directory.
+        """Find the newest copy of every partition in the directory's files.
 
         Copies are compared by ``checkpointed_at``, then by offset. Files that hold no newest
         copy and are not the newest file are deleted: they belong to workers that have stopped.
@@ -116,7 +118,7 @@ class GroupCheckpoints:
         return copies
 
     def newest(self, partitions: list[str]) -> dict[str, dict | None]:
-        """Map each partition to the checkpoint that holds its newest state, or None."""
+        """Map each partition to the checkpoint that contains its newest state, or None."""
         copies = self.scan()
         return {p: copies[p].state if p in copies else None for p in partitions}
 
@@ -127,11 +129,13 @@ class GroupCheckpoints:
         for path, state in loaded:
             if path in needed or path == self.worker_path:
                 continue
-            # The newest file stays: it holds the model that a worker without one starts from.
+            # The newest file stays, because a worker without a model starts from its model.
             if float(state.get("written_at", 0.0)) >= newest_written:
                 continue
             try:
                 path.unlink()
-                logger.info("deleted %s: every partition in it has a newer checkpoint elsewhere", path)
+                logger.info(
+                    "deleted %s: every partition in it has a newer checkpoint elsewhere", path
+                )
             except FileNotFoundError:
                 pass

@@ -7,7 +7,7 @@ estimate counts
 
 * synaptic operations (SOPs): for every layer fed by spikes, the spikes it received times the
   number of outputs each input feeds (its fan-out), at 0.9 pJ per AC;
-* MACs of the first layer, which sees real values under direct coding, at 4.6 pJ each.
+* MACs of the first layer, which receives real values under direct coding, at 4.6 pJ each.
 
 0.9 pJ and 4.6 pJ are the 32-bit floating-point AC and MAC energies of a 45 nm process that
 Spikformer's authors use (from Horowitz, ISSCC 2014). Counts come from the spikes that the LIF
@@ -74,7 +74,7 @@ def spiking_energy(
     """Estimate per window from the spikes of the last forward call over ``windows`` windows.
 
     ``input_spikes`` is the number of input spikes in that call when the spike encoding sends
-    spikes (rate or send-on-delta coding), so the first layer also does SOPs; None means
+    spikes (rate or send-on-delta coding), so that the first layer also does SOPs. None means
     direct coding, whose real-valued input costs the first layer MACs at every time step.
     """
     if windows < 1:

@@ -69,7 +69,7 @@ class ScoreThreshold:
         return self.scores.nbytes
 
     def threshold(self) -> float | None:
-        """The current threshold, or None while the key has too few scores."""
+        """Return the current threshold, or None while the key has too few scores."""
         raise NotImplementedError
 
     def learn(self, score: float, *, timestamp: float | None = None, in_alert: bool = False) -> None:

@@ -17,10 +17,10 @@ INTERVALS_KEPT = 32
 class ConformalThreshold(ScoreThreshold):
     """The threshold that lets through ``false_alarms_per_day`` normal windows per key per day.
 
-    The operator states a budget of false alarms per key per day. With the key's interval
-    between windows Δ (seconds; measured as the median of its recent intervals unless
-    ``window_interval_s`` is given), that is a probability per window
-    ``α = false_alarms_per_day · Δ / 86400``. The calibration set is the key's ``history``
+    The operator states a budget of false alarms per key per day. Let Δ be the key's interval
+    between windows in seconds: ``window_interval_s`` if given, else the median of its recent
+    intervals. The budget is then a probability per window ``α = false_alarms_per_day · Δ /
+    86400``. The calibration set is the key's ``history``
     most recent scores judged normal: scored while no alert of the key was open. A new score s
     gets the conformal p-value ``p(s) = (1 + #{c ≥ s}) / (n + 1)`` over the n calibration
     scores c, and it exceeds the threshold exactly when ``p(s) ≤ α``. The threshold is the

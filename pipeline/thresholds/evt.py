@@ -93,7 +93,7 @@ def fit_gpd(excesses: np.ndarray) -> tuple[float, float]:
 def tail_quantile(
     threshold: float, gamma: float, sigma: float, *, risk: float, observations: int, peaks: int
 ) -> float:
-    """The score exceeded with probability ``risk``, from a GPD fit to the peaks over ``threshold``.
+    """Return the score exceeded with probability ``risk``, from a GPD tail over ``threshold``.
 
     ``z = t + σ/γ · ((risk · n / N_t)^(−γ) − 1)``, or ``t − σ · log(risk · n / N_t)`` for γ = 0,
     where n observations gave N_t peaks over t (so ``N_t / n`` estimates ``P(X > t)``). When

@@ -23,10 +23,10 @@ class SPOT(ScoreThreshold):
     * any other x > t is a new peak: the tail is fitted again and z updated;
     * x ≤ t only counts as one more observation.
 
-    Siffer et al. leave every x > z out of the tail. Normal windows also exceed z, at the rate
-    ``risk``, and leaving them out truncates the fitted tail at z, which lowers z, which
-    truncates more: on exponential scores the realised rate settled at 2.4 to 5 times the risk
-    (risk 0.001 to 0.01). Here a window over z is left out only once the alert policy has
+    Siffer et al. leave every x > z out of the tail. But normal windows also exceed z, at the
+    rate ``risk``. Leaving them out truncates the fitted tail at z, which lowers z, which
+    truncates more. On exponential scores the realised rate then settled at 2.4 to 5 times the
+    risk (risk 0.001 to 0.01). Here a window over z is left out only once the alert policy has
     opened an alert, that is after ``alerts.open_after`` windows over z in a row.
 
     The peaks are kept in a ring of ``history`` values (the newest); the observation and peak
@@ -220,7 +220,7 @@ class DSPOT(SPOT):
         self.normal_count += 1
 
     def _calibrate_residuals(self) -> None:
-        # The ring holds the calibration scores in time order: min_history ≤ history, no wrap.
+        # The ring contains the calibration scores in time order (min_history ≤ history).
         values = self.recent.astype(np.float64)
         depth = self.recent_normal.shape[0]
         windows = np.lib.stride_tricks.sliding_window_view(values[:-1], depth)

@@ -174,7 +174,7 @@ def test_shifted_rows_score_higher(cls, params, request):
     expect_failure(cls, params, request)
     X, labels = shifted_gaussian()
     # Trained as the pipeline learns: only from rows judged normal. The trimmed fraction is
-    # twice the true 5 % because a 64-row batch often holds 5 or 6 of the shifted rows.
+    # twice the true 5 % because a 64-row batch often contains 5 or 6 of the shifted rows.
     detector = fitted(cls, params, X, "shifted", contamination=0.1)
     scores = detector.score(X)
     assert np.unique(scores).size > 0.9 * X.shape[0], "scores collapsed to a few values"

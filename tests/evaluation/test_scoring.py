@@ -107,6 +107,8 @@ def test_skab_alerts_equal_to_labels():
     assert skab["changepoint_nab"] == pytest.approx(expected)
     assert figures["ranges"]["event_f1"] == 1.0
     assert figures["ranges"]["mean_delay_rows"] == 0.0
+    # 100 alert rows among the 600 rows after the warm-up.
+    assert figures["ranges"]["alert_share"] == pytest.approx(100 / 600)
 
 
 def test_skab_without_alerts():

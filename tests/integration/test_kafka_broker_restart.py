@@ -41,7 +41,9 @@ def test_worker_survives_broker_restart(tmp_path: Path, durable_kafka_broker: Ta
     keys = keys_covering(2, per_partition=2)
     records = spike_records(keys, 120, spike_at=90)
     before, after = records[: len(records) // 2], records[len(records) // 2 :]
-    sections = worker_sections(tmp_path, address, topic="readings", group="restart", kafka={"alerts_topic": "alerts"})
+    sections = worker_sections(
+        tmp_path, address, topic="readings", group="restart", kafka={"alerts_topic": "alerts"}
+    )
     config = Config().with_overrides(sections)
 
     worker = start_cli_worker(tmp_path, write_config(tmp_path, "restart", sections), "worker")
@@ -60,7 +62,9 @@ def test_worker_survives_broker_restart(tmp_path: Path, durable_kafka_broker: Ta
         )
         # Longer than the idle timeout: an outage must not end the run.
         time.sleep(OUTAGE_S)
-        assert worker.process.poll() is None, "the worker stopped during the outage:\n" + worker.log_tail()
+        assert worker.process.poll() is None, (
+            "the worker stopped during the outage:\n" + worker.log_tail()
+        )
         broker.start()
         produce(address, "readings", after)
         assert worker.process.wait(timeout=120) == 0, worker.log_tail()

@@ -31,7 +31,9 @@ WARM_RECORDS = 120
 TRICKLE_RECORDS = 20
 
 
-def test_commit_during_join_is_survived(tmp_path: Path, kafka_broker: TansuBroker, caplog: pytest.LogCaptureFixture) -> None:
+def test_commit_during_join_is_survived(
+    tmp_path: Path, kafka_broker: TansuBroker, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.INFO, logger="spikewatch")
     address = kafka_broker.address
     create_topic(address, "trickle", partitions=1)
@@ -41,7 +43,10 @@ def test_commit_during_join_is_survived(tmp_path: Path, kafka_broker: TansuBroke
     def config(name: str) -> Config:
         return Config().with_overrides(
             worker_sections(
-                tmp_path, address, topic="trickle", group="trickle",
+                tmp_path,
+                address,
+                topic="trickle",
+                group="trickle",
                 # Both workers live in this process, so HOSTNAME-PID would not tell them apart.
                 kafka={"alerts_topic": "trickle-alerts", "worker_id": name},
                 alerts={"path": str(tmp_path / f"{name}-alerts.jsonl")},
@@ -71,7 +76,11 @@ def test_commit_during_join_is_survived(tmp_path: Path, kafka_broker: TansuBroke
     producer = BackgroundProducer(address, "trickle", records[WARM_RECORDS:], interval_s=1.0)
     first.start()
     try:
-        wait_until(lambda: first.engine.summary.records > 0, timeout_s=60, what="the first worker to poll records")
+        wait_until(
+            lambda: first.engine.summary.records > 0,
+            timeout_s=60,
+            what="the first worker to poll records",
+        )
         producer.start()
         producer.join(120)
         assert producer.error is None
@@ -85,9 +94,11 @@ def test_commit_during_join_is_survived(tmp_path: Path, kafka_broker: TansuBroke
     # The commit failed because of the rebalance, was counted, and the worker carried on.
     assert first.sample("spikewatch_kafka_commits_total", result="failed") >= 1
     assert "offset commit failed because the group is rebalancing" in caplog.text
-    assert first.sample("spikewatch_kafka_commits_total", result="ok") + second.sample(
-        "spikewatch_kafka_commits_total", result="ok"
-    ) >= 2
+    assert (
+        first.sample("spikewatch_kafka_commits_total", result="ok")
+        + second.sample("spikewatch_kafka_commits_total", result="ok")
+        >= 2
+    )
 
     # No record lost: each was folded once into the partition's state, and processed once.
     per_partition, per_key = checkpointed_counts(first.config)
@@ -97,7 +108,9 @@ def test_commit_during_join_is_survived(tmp_path: Path, kafka_broker: TansuBroke
 
     # No alert twice, on the topic or across the two workers' files.
     on_topic = alert_pairs(read_topic(address, "trickle-alerts"))
-    in_files = jsonl_alert_pairs(tmp_path / "first-alerts.jsonl") + jsonl_alert_pairs(tmp_path / "second-alerts.jsonl")
+    in_files = jsonl_alert_pairs(tmp_path / "first-alerts.jsonl") + jsonl_alert_pairs(
+        tmp_path / "second-alerts.jsonl"
+    )
     assert on_topic, "no alert was raised, so the duplicate check proves nothing"
     assert len(set(on_topic)) == len(on_topic)
     assert sorted(in_files) == sorted(on_topic)

@@ -58,12 +58,20 @@ def _alerts_after_checkpoint(directory: Path, address: str) -> bool:
     return len(read_topic(address, "alerts-crashed")) > covered
 
 
-def test_killed_worker_resumes_without_loss_or_duplicates(tmp_path: Path, kafka_broker: TansuBroker) -> None:
+def test_killed_worker_resumes_without_loss_or_duplicates(
+    tmp_path: Path, kafka_broker: TansuBroker
+) -> None:
     address = kafka_broker.address
     # One partition, so the uninterrupted run sees the records in the same order.
     create_topic(address, "readings", partitions=1)
     records = spike_records(KEYS, PER_KEY, spike_at=110)
-    crashed = worker_sections(tmp_path, address, topic="readings", group="crashed", kafka={"alerts_topic": "alerts-crashed"})
+    crashed = worker_sections(
+        tmp_path,
+        address,
+        topic="readings",
+        group="crashed",
+        kafka={"alerts_topic": "alerts-crashed"},
+    )
     crashed["checkpoint"]["interval_s"] = 3.0
     crashed_path = write_config(tmp_path, "crashed", crashed)
     config = Config().with_overrides(crashed)
@@ -72,7 +80,11 @@ def test_killed_worker_resumes_without_loss_or_duplicates(tmp_path: Path, kafka_
     first = start_cli_worker(tmp_path, crashed_path, "first")
     producer = None
     try:
-        wait_until(lambda: "assigned; resuming" in first.log_path.read_text(), timeout_s=60, what="the first worker to join")
+        wait_until(
+            lambda: "assigned; resuming" in first.log_path.read_text(),
+            timeout_s=60,
+            what="the first worker to join",
+        )
         producer = BackgroundProducer(address, "readings", records, interval_s=0.02)
         producer.start()
         # Kill once alerts were delivered that the last checkpoint does not cover: the restarted
@@ -96,10 +108,16 @@ def test_killed_worker_resumes_without_loss_or_duplicates(tmp_path: Path, kafka_
         producer.join(60)
         assert producer.error is None
         reference = worker_sections(
-            tmp_path, address, topic="readings", group="reference", kafka={"alerts_topic": "alerts-reference"},
+            tmp_path,
+            address,
+            topic="readings",
+            group="reference",
+            kafka={"alerts_topic": "alerts-reference"},
             checkpoint={"path": str(tmp_path / "reference" / "run.ckpt")},
         )
-        uninterrupted = start_cli_worker(tmp_path, write_config(tmp_path, "reference", reference), "reference")
+        uninterrupted = start_cli_worker(
+            tmp_path, write_config(tmp_path, "reference", reference), "reference"
+        )
         try:
             assert uninterrupted.process.wait(timeout=120) == 0, uninterrupted.log_tail()
         finally:
@@ -110,7 +128,9 @@ def test_killed_worker_resumes_without_loss_or_duplicates(tmp_path: Path, kafka_
 
     # The restarted worker started at the offset of the killed worker's last checkpoint.
     log = second.log_path.read_text()
-    assert re.search(r"resuming from checkpointed offsets \{'readings:0': (\d+)\}", log).group(1) == str(killed_at)
+    assert re.search(r"resuming from checkpointed offsets \{'readings:0': (\d+)\}", log).group(
+        1
+    ) == str(killed_at)
     resumed = json.loads((tmp_path / "second.summary.json").read_text())
     assert resumed["records"] == len(records) - killed_at
 

@@ -33,7 +33,11 @@ def test_truncated_record_is_dead_lettered(tmp_path: Path, kafka_broker: TansuBr
     producer.close()
 
     sections = worker_sections(
-        tmp_path, address, topic="readings", group="dead-letters", kafka={"dead_letter_topic": "readings-dead"}
+        tmp_path,
+        address,
+        topic="readings",
+        group="dead-letters",
+        kafka={"dead_letter_topic": "readings-dead"},
     )
     config = Config().with_overrides(sections)
     worker = EngineWorker(config, "worker")
@@ -59,7 +63,9 @@ def test_truncated_record_is_dead_lettered(tmp_path: Path, kafka_broker: TansuBr
     per_partition, per_key = checkpointed_counts(config)
     assert per_partition == {"readings:0": 3}
     assert per_key == {"pump-7": 2}
-    consumer = KafkaConsumer(bootstrap_servers=address, group_id="dead-letters", enable_auto_commit=False)
+    consumer = KafkaConsumer(
+        bootstrap_servers=address, group_id="dead-letters", enable_auto_commit=False
+    )
     try:
         assert consumer.committed(TopicPartition("readings", 0)) == 3
     finally:

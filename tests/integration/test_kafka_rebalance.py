@@ -71,17 +71,33 @@ def test_partitions_and_state_follow_workers(tmp_path: Path, kafka_broker: Tansu
         second = start_cli_worker(tmp_path, config_path, "second")
         workers += [first, second]
         producer.start()
-        wait_until(lambda: _owned(directory, first) and _owned(directory, second), timeout_s=90, what="both workers to own partitions")
-        wait_until(lambda: _processed(directory, second) >= 50, timeout_s=60, what="the second worker to process records")
+        wait_until(
+            lambda: _owned(directory, first) and _owned(directory, second),
+            timeout_s=90,
+            what="both workers to own partitions",
+        )
+        wait_until(
+            lambda: _processed(directory, second) >= 50,
+            timeout_s=60,
+            what="the second worker to process records",
+        )
         left_behind = _owned(directory, second)
 
         second.stop()
         assert second.process.returncode == 0, second.log_tail()
-        wait_until(lambda: len(_owned(directory, first)) == 4, timeout_s=60, what="the first worker to take all 4 partitions")
+        wait_until(
+            lambda: len(_owned(directory, first)) == 4,
+            timeout_s=60,
+            what="the first worker to take all 4 partitions",
+        )
 
         back = start_cli_worker(tmp_path, config_path, "back")
         workers.append(back)
-        wait_until(lambda: _processed(directory, back) >= 50, timeout_s=90, what="the returning worker to process records")
+        wait_until(
+            lambda: _processed(directory, back) >= 50,
+            timeout_s=90,
+            what="the returning worker to process records",
+        )
         taken_back = _owned(directory, back)
         producer.stop()
         producer.join(60)
@@ -96,13 +112,18 @@ def test_partitions_and_state_follow_workers(tmp_path: Path, kafka_broker: Tansu
     sent = records[: producer.sent]
     # Every record was folded exactly once into the state that the checkpoints kept.
     per_partition, per_key = checkpointed_counts(config)
-    on_topic = Counter(f"readings:{message.partition}" for message in read_topic(address, "readings"))
+    on_topic = Counter(
+        f"readings:{message.partition}" for message in read_topic(address, "readings")
+    )
     assert per_partition == dict(on_topic)
     assert sum(per_partition.values()) == len(sent)
     assert per_key == Counter(record["key"] for record in sent)
 
     # Clean handoffs replay nothing: the workers' totals add up to the records produced.
-    totals = {name: json.loads((tmp_path / f"{name}.summary.json").read_text())["records"] for name in ("first", "second", "back")}
+    totals = {
+        name: json.loads((tmp_path / f"{name}.summary.json").read_text())["records"]
+        for name in ("first", "second", "back")
+    }
     assert sum(totals.values()) == len(sent)
     # The partitions went from the second worker to the first and some came back.
     assert left_behind
