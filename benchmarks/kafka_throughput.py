@@ -268,6 +268,11 @@ def main() -> int:
             "",
             f"Ratio spikewatch / bare: **{ratio:.2f}**, and {worker_warm / bare:.2f} once warm "
             "(aim: at least 0.5).",
+            "",
+            "Rates run from the first record received to the last one processed, so joining the "
+            "group is left out. The whole-pipeline rate includes building the model and its "
+            "warm-up fit; the rate once warm starts after them. The two consumers read the same "
+            "topic in one run, each in its own consumer group.",
         ]
     )
     print(block)

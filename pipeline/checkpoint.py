@@ -74,6 +74,19 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         raise CheckpointError(
             f"checkpoint {path} not found; run without --resume to start from scratch"
         )
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint path {path} is a directory; point checkpoint.path at a file")
+    # torch.load does not verify the archive's CRCs, so a flipped byte would load silently.
+    try:
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()
+    except (zipfile.BadZipFile, OSError):
+        damaged = None  # not a zip archive at all: torch.load below reports it
+    if damaged is not None:
+        raise CheckpointError(
+            f"checkpoint {path} is corrupt (member {damaged} fails its CRC check); move it away "
+            "and run without --resume to start from scratch"
+        )
     try:
         with torch.serialization.safe_globals(_SAFE_GLOBALS):
             state = torch.load(path, map_location="cpu", weights_only=True)

@@ -40,6 +40,10 @@ def main(argv: list[str] | None = None) -> int:
     except SpikewatchError as error:
         print(f"spikewatch: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        # A second Ctrl-C while the first one's checkpoint is being written.
+        print("spikewatch: interrupted twice; stopped without a final checkpoint", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -20,6 +20,8 @@ from spikewatch.errors import ConfigError
 def parse_host_port(address: str, *, option: str) -> tuple[str, int]:
     """Split ``HOST:PORT`` and check the port, raising ValueError that names ``option``."""
     host, sep, port = address.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):  # an IPv6 literal, as in [::1]:9108
+        host = host[1:-1]
     if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise ValueError(f"{option} = {address!r} is not HOST:PORT with a port in 0..65535")
     return host, int(port)
@@ -373,6 +375,10 @@ def load_config(path: str | Path | None = None) -> Config:
             data = tomllib.load(handle)
     except FileNotFoundError:
         raise ConfigError(f"configuration file not found: {path}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"configuration path {path} is a directory; give a TOML file") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"configuration file {path} is not UTF-8 text") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"configuration file {path} is not valid TOML: {error}") from None
     return config_from_dict(data)

@@ -49,7 +49,7 @@ from spikewatch.records import Record, RecordDecoder, check_order
 from spikewatch.sinks import AlertSink, DeadLetter, DeadLetterSink
 from spikewatch.sources import Source, SourceItem
 from spikewatch.sources.pacing import Pacer
-from spikewatch.summary import RunSummary, WindowLog
+from spikewatch.summary import MAX_SHORT_KEYS_LISTED, RunSummary, WindowLog
 from spikewatch.thresholds import build_threshold
 
 logger = logging.getLogger(__name__)
@@ -222,11 +222,17 @@ class Engine:
         progress = self._progress_bar()
         logger.info("run started: source %s", self.source.name)
         try:
-            for item in self.source:
+            items = self.source
+            if max_records is not None and max_records <= 0:
+                self._stopped_by = f"--max-records {max_records}"
+                items = ()
+            for item in items:
                 if item is None:  # the source is idle: score what is waiting
                     self._flush()
                 elif self._process(item):
                     self.summary.records += 1
+                    if self._accepted_unexported >= 4096:
+                        self._export_accepted()
                     if progress is not None and self.summary.records % 512 == 0:
                         progress.update(512)
                     if max_records is not None and self.summary.records - records_at_start >= max_records:
@@ -453,6 +459,8 @@ class Engine:
         if self._accepted_unexported:
             self.metrics.records.labels(outcome="accepted").inc(self._accepted_unexported)
             self._accepted_unexported = 0
+        if self.keys is not None:
+            self.metrics.active_keys.set(len(self.keys))
 
     def _update_metrics(self, pending: list[_PendingWindow], scores: np.ndarray, firing_rate: float) -> None:
         metrics = self.metrics
@@ -592,6 +600,14 @@ class Engine:
 
     def restore(self, state: dict) -> None:
         """Continue from a checkpoint written by :meth:`checkpoint` under a compatible config."""
+        if state["source"]["name"] != self.source.name:
+            # A position counts records of one source; applied to another it would skip records
+            # that were never processed.
+            raise CheckpointError(
+                f"checkpoint {self.checkpoint_path} was taken on source {state['source']['name']!r}, "
+                f"not {self.source.name!r}; resume with the same source, or run without --resume "
+                "to start from scratch"
+            )
         origin = self.checkpoint_path
         self._check_restorable(state, origin, "run without --resume to start from scratch")
         self._restore_model(state, origin)
@@ -606,13 +622,6 @@ class Engine:
             setattr(self.summary, name, int(totals[name]))
         self._dead_by_reason = dict(totals["dead_letters_by_reason"])
         self.position = state["source"]["position"]
-        if state["source"]["name"] != self.source.name:
-            logger.warning(
-                "checkpoint was taken on source %s, resuming on %s at position %s",
-                state["source"]["name"],
-                self.source.name,
-                self.position,
-            )
         if self.position is not None:
             self.source.seek(self.position)
         logger.info(
@@ -715,7 +724,9 @@ class Engine:
             states = list(self.keys)
             summary.keys = len(states)
             summary.keys_evicted = self.keys.evictions
-            summary.keys_without_window = {s.key: s.records for s in states if s.windows == 0}
+            short = [s for s in states if s.windows == 0]
+            summary.keys_without_window = {s.key: s.records for s in short[:MAX_SHORT_KEYS_LISTED]}
+            summary.keys_too_short = len(short)
             if states:
                 summary.state_bytes_per_key = sum(s.memory_bytes for s in states) / len(states)
         if self.model is not None:

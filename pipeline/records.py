@@ -190,7 +190,9 @@ class RecordDecoder:
         if isinstance(raw, (str, bytes, bytearray)):
             try:
                 raw = json.loads(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            # ValueError covers integers longer than Python's 4300-digit limit, RecursionError
+            # nesting deeper than the parser's stack: both are bad input, not a failure.
+            except (ValueError, RecursionError) as error:
                 raise InvalidRecord("invalid_json", f"not valid JSON: {error}") from None
         if not isinstance(raw, Mapping):
             raise InvalidRecord("not_an_object", f"expected a JSON object, got {type(raw).__name__}")
@@ -212,6 +214,13 @@ class RecordDecoder:
             key = key_override
         if not isinstance(key, (str, int)) or isinstance(key, bool) or key == "":
             raise InvalidRecord("invalid_key", f"stream key {key!r} is not a non-empty string")
+        if isinstance(key, str) and not key.isascii():
+            try:
+                key.encode("utf-8")
+            except UnicodeEncodeError:
+                # Lone surrogates (a JSON "\ud800" escape, or undecodable bytes on stdin)
+                # cannot be written to alerts, metrics or checkpoints.
+                raise InvalidRecord("invalid_key", f"stream key {key!r} is not valid Unicode") from None
         if stamp is None:
             raise InvalidRecord("missing_timestamp", f"field {self.timestamp_field!r} is missing")
         timestamp = self._check_not_future(parse_timestamp(stamp))
@@ -228,7 +237,12 @@ class RecordDecoder:
                 raise InvalidRecord(
                     "timestamp_in_future",
                     f"timestamp {timestamp:.3f} is more than {self.max_future_s:g} s "
-                    "past the wall clock",
+                    "ahead of the wall clock"
+                    + (
+                        "; it looks like milliseconds since the epoch, give seconds"
+                        if timestamp > 1e11
+                        else ""
+                    ),
                 )
         return timestamp
 

@@ -81,6 +81,11 @@ class WindowLog:
         self._labels = {key: array("b", np.asarray(v["labels"]).astype(np.int8).tolist()) for key, v in state.items()}
 
 
+#: Keys listed by name as too short for a window; the rest are counted in one line, and
+#: ``keys_without_window`` in the JSON summary keeps the same first entries.
+MAX_SHORT_KEYS_LISTED = 20
+
+
 @dataclass
 class RunSummary:
     """Totals of one run; ``detection`` is filled only for labeled streams."""
@@ -95,6 +100,7 @@ class RunSummary:
     dead_letters_by_reason: dict[str, int] = field(default_factory=dict)
     keys_evicted: int = 0
     keys_without_window: dict[str, int] = field(default_factory=dict)
+    keys_too_short: int = 0
     seconds: float = 0.0
     records_per_second: float = 0.0
     peak_memory_mib: float = 0.0
@@ -129,16 +135,26 @@ class RunSummary:
             f"dead letters   {self.dead_letters:,}"
             + (f" {self.dead_letters_by_reason}" if self.dead_letters else ""),
             f"speed          {self.records_per_second:,.0f} records/s over {self.seconds:.1f} s",
-            f"latency        p50 {fmt(self.latency_p50_ms)} ms, p99 {fmt(self.latency_p99_ms)} ms "
-            "(record read to alert decision)",
+            (
+                f"latency        p50 {fmt(self.latency_p50_ms)} ms, p99 {fmt(self.latency_p99_ms)} ms "
+                "(record read to alert decision)"
+                if self.latency_p50_ms is not None
+                else "latency        n/a (no window scored)"
+            ),
             f"memory         peak {self.peak_memory_mib:,.0f} MiB, "
             f"{self.state_bytes_per_key / 1024:.1f} KiB state per key",
         ]
         if self.keys_evicted:
             lines.append(f"evicted keys   {self.keys_evicted:,}")
-        for key, records in self.keys_without_window.items():
+        short = list(self.keys_without_window.items())
+        for key, records in short:
             lines.append(
                 f"not enough data: key {key!r} has {records} records, a window needs {window_length}"
+            )
+        if self.keys_too_short > len(short):
+            lines.append(
+                f"not enough data: {self.keys_too_short - len(short):,} more keys have fewer than "
+                f"{window_length} records"
             )
         if self.checkpoint:
             lines.append(f"checkpoint     {self.checkpoint}")

@@ -139,3 +139,14 @@ def test_missing_input_file_is_a_clear_error(tmp_path):
     )
     assert result.returncode == 1
     assert "input file not found: absent.csv" in result.stderr
+
+
+def test_misspelt_column_names_the_columns(tmp_path):
+    (tmp_path / "in.csv").write_text("time,value\n1,2\n2,3\n")
+    result = subprocess.run(
+        spikewatch("replay", "in.csv", "--timestamp-column", "tme", "--no-metrics", cwd=tmp_path),
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 1
+    assert "no column for timestamp_field 'tme'" in result.stderr
+    assert "['time', 'value']" in result.stderr

@@ -2,6 +2,7 @@
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -235,3 +236,41 @@ def test_level_shift_opens_alert_with_spiking_encoder(tmp_path):
     assert summary.alerts_firing >= 1
     opened = [w.timestamp / 60 for w in scored if w.alert is not None and w.alert.status == "firing"]
     assert any(420 <= minute <= 440 for minute in opened), opened
+
+
+def test_undecodable_bytes_and_byte_order_mark(tmp_path):
+    config = small_config(tmp_path)
+    lines = [f"{60 * i},k,{i % 7}".encode() for i in range(60)]
+    lines[10] = b"600,k,caf\xe9"
+    (tmp_path / "latin.csv").write_bytes(b"\xef\xbb\xbftimestamp,key,value\n" + b"\n".join(lines) + b"\n")
+    summary = make_engine(config, CsvSource(tmp_path / "latin.csv")).run()
+    assert summary.records_accepted == 59
+    assert summary.dead_letters_by_reason == {"non_numeric_value": 1}
+
+
+def test_resume_on_another_source_is_rejected(tmp_path):
+    config = small_config(tmp_path)
+    first = write_series(tmp_path / "first.csv", spiky_series(100))
+    make_engine(config, CsvSource(first)).run()
+    second = write_series(tmp_path / "second.csv", spiky_series(100))
+    with pytest.raises(CheckpointError, match="was taken on source"):
+        make_engine(config, CsvSource(second)).run(resume=True)
+
+
+def test_max_records_zero_reads_nothing(tmp_path):
+    config = small_config(tmp_path)
+    path = write_series(tmp_path / "in.csv", spiky_series(50))
+    summary = make_engine(config, CsvSource(path)).run(max_records=0)
+    assert summary.records == 0
+
+
+def test_flipped_byte_in_checkpoint_is_detected(tmp_path):
+    config = small_config(tmp_path)
+    path = write_series(tmp_path / "in.csv", spiky_series(100))
+    make_engine(config, CsvSource(path)).run()
+    ckpt = Path(config.checkpoint.path)
+    data = bytearray(ckpt.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    ckpt.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="corrupt"):
+        make_engine(config, CsvSource(path)).run(resume=True)

@@ -78,3 +78,25 @@ def test_order_checks():
     with pytest.raises(InvalidRecord, match="out_of_order"):
         check_order(record, 105.0, 2.0)
     check_order(record, 101.0, 2.0)  # within the lateness allowance
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '{"a":' * 5000 + "1" + "}" * 5000,
+        "[" * 100000 + "]" * 100000,
+        '{"timestamp": 1, "x": ' + "9" * 5000 + "}",
+    ],
+)
+def test_pathological_json_is_invalid_json(raw):
+    assert reason_of(RecordDecoder(), raw) == "invalid_json"
+
+
+def test_key_that_is_not_valid_unicode_is_rejected():
+    raw = '{"key": "k\\ud800", "timestamp": 1, "values": {"a": 1}}'
+    assert reason_of(RecordDecoder(), raw) == "invalid_key"
+
+
+def test_millisecond_timestamps_get_a_hint():
+    with pytest.raises(InvalidRecord, match="looks like milliseconds"):
+        RecordDecoder().decode({"timestamp": time.time() * 1000, "a": 1})

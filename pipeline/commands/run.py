@@ -27,7 +27,13 @@ def build_source(config: Config) -> Source:
     if source.kind == "demo":
         return DemoSource()
     if source.kind == "csv":
-        return CsvSource(source.path)
+        csv_source = CsvSource(source.path)
+        csv_source.require_columns(
+            timestamp_field=source.timestamp_field,
+            key_field=source.key_field,
+            label_field=source.label_field,
+        )
+        return csv_source
     if source.kind == "jsonl":
         return JsonlSource(source.path)
     if source.kind == "stdin":
@@ -120,13 +126,18 @@ def run_pipeline(config: Config, args: argparse.Namespace) -> int:
             server.shutdown()
     print(summary.format(config.windows.length))
     if args.summary_json:
-        summary.write_json(args.summary_json)
+        try:
+            summary.write_json(args.summary_json)
+        except OSError as error:
+            raise SpikewatchError(
+                f"cannot write the summary to {args.summary_json}: {error.strerror}"
+            ) from None
     return 0
 
 
 def apply_run_options(config: Config, args: argparse.Namespace) -> Config:
     overrides: dict[str, dict] = {}
-    if args.metrics_address:
+    if args.metrics_address is not None:
         overrides.setdefault("metrics", {})["address"] = args.metrics_address
     if args.no_metrics:
         overrides.setdefault("metrics", {})["enabled"] = False
@@ -164,13 +175,20 @@ def apply_run_options(config: Config, args: argparse.Namespace) -> Config:
     return config.with_overrides(overrides) if overrides else config
 
 
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative; give 0 or more records")
+    return value
+
+
 def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="PATH", help="TOML configuration (default: built-in defaults, as in config.toml)")
     parser.add_argument("--summary-json", metavar="PATH", help="also write the end-of-run summary as JSON to PATH")
     parser.add_argument("--metrics-address", metavar="HOST:PORT", help="serve Prometheus metrics here (default 127.0.0.1:9108)")
     parser.add_argument("--no-metrics", action="store_true", help="do not serve metrics")
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint at checkpoint.path")
-    parser.add_argument("--max-records", type=int, metavar="N", help="stop after reading N records (a checkpoint is written)")
+    parser.add_argument("--max-records", type=_non_negative_int, metavar="N", help="stop after reading N records (a checkpoint is written)")
     parser.add_argument("--speed", type=float, metavar="X", help="replay at X times real time; 0 = as fast as possible")
     parser.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
     parser.add_argument("--log-format", metavar="FORMAT", help='read raw log lines split by this loghub-style format, e.g. "<Date> <Time> <Level> <Content>", and count drain3 templates per time bucket (sets logs.format)')

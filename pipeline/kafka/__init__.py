@@ -9,17 +9,18 @@ the key, and moves with it. Processing is at least once, and no alert is deliver
    checkpoint file (model, keys, and per partition the next offset), and only then commits
    those offsets to the group.
 2. When the group revokes partitions (a worker joins or leaves), the worker runs step 1 at once
-   and then forgets the revoked partitions' keys. A partition lost by eviction is checkpointed
-   but not committed.
+   and then releases the revoked partitions' keys. A partition lost because the worker's
+   membership went out of date (an eviction, or a generation the group has moved past) is
+   checkpointed but not committed.
 3. When the group assigns partitions, the worker takes each partition's keys and next offset
-   from the newest checkpoint file in the group's directory that holds the partition, and
-   seeks there. A partition that no checkpoint holds starts with empty keys at the group's
-   committed offset.
+   from the newest copy in the group's checkpoint directory, and seeks there. A partition that
+   no checkpoint contains starts with empty keys at the group's committed offset.
 4. A worker that crashes leaves its last checkpoint behind. Its partitions' next owner restores
    that checkpoint and processes the records after it again. Windows replayed in their first
    order get the same alert ids, and the alert sinks drop ids they have already delivered.
-5. A commit that fails because the group rebalanced, or because no broker answered, is logged
-   and counted. The worker carries on, and rejoins the group at its next poll.
+5. A commit that fails because the group rebalanced (kafka-python's ``CommitFailedError``), or
+   because no broker answered, is logged and counted. The worker carries on, and rejoins the
+   group at its next poll.
 
 Records that cannot be decoded or validated go to ``kafka.dead_letter_topic`` (or the JSON-lines
 dead-letter file) and their offsets move on with the rest.

@@ -27,11 +27,13 @@ def split_partition_id(name: str) -> tuple[str, int]:
     return topic, int(number)
 
 
-def consumer_options(kafka: KafkaConfig) -> dict:
+def consumer_options(kafka: KafkaConfig, *, worker_id: str) -> dict:
     """Keyword arguments of ``KafkaConsumer`` for a group member that commits by hand."""
     return {
         "bootstrap_servers": list(kafka.bootstrap_servers),
         "group_id": kafka.group_id,
+        # The broker's member id starts with the client id, so group listings name the worker.
+        "client_id": f"spikewatch-{worker_id}",
         # Offsets are committed only after a checkpoint covers them (Engine.checkpoint).
         "enable_auto_commit": False,
         "auto_offset_reset": kafka.auto_offset_reset,

@@ -11,8 +11,12 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.subscription_state import AsyncConsumerRebalanceListener
 from kafka.errors import (
     CommitFailedError,
+    CoordinatorNotAvailableError,
     IllegalGenerationError,
+    KafkaConnectionError,
     KafkaError,
+    KafkaTimeoutError,
+    NotCoordinatorError,
     RebalanceInProgressError,
     UnknownMemberIdError,
 )
@@ -38,6 +42,13 @@ REBALANCE_ERRORS = (
     RebalanceInProgressError,
     IllegalGenerationError,
     UnknownMemberIdError,
+)
+#: Commit errors that mean no broker answered; they count as broker connection errors.
+CONNECTION_ERRORS = (
+    KafkaConnectionError,
+    KafkaTimeoutError,
+    CoordinatorNotAvailableError,
+    NotCoordinatorError,
 )
 #: Seconds of empty polls after which a healthy source checks that a broker is still reachable.
 IDLE_PROBE_INTERVAL_S = 5.0
@@ -151,6 +162,10 @@ class KafkaSource(Source):
         return str(self.checkpoints.worker_path)
 
     def checkpoint_position(self, last_position: Any) -> dict[str, dict[str, Any]]:
+        """Stamp the owned partitions with the checkpoint time and return every partition's entry.
+
+        The engine calls this once per checkpoint. Partitions given up keep their older stamp.
+        """
         now = time.time()
         for name in self._assigned:
             if name in self._positions:
@@ -160,7 +175,9 @@ class KafkaSource(Source):
     # -- iteration --------------------------------------------------------------------------
 
     def _open(self) -> None:
-        self._consumer = self._consumer_factory(**consumer_options(self.kafka))
+        self._consumer = self._consumer_factory(
+            **consumer_options(self.kafka, worker_id=self.worker_id)
+        )
         self._consumer.subscribe(list(self.kafka.topics), listener=_RebalanceListener(self))
         logger.info(
             "joining consumer group %r on %s as worker %s; checkpoints in %s",
@@ -233,7 +250,7 @@ class KafkaSource(Source):
     def commit(self, position: dict[str, dict[str, int]]) -> None:
         """Commit the checkpointed offsets of owned partitions; log and count a KafkaError.
 
-        The checkpoint already holds these offsets, so a failed commit costs nothing but records
+        The checkpoint already contains these offsets, so a failed commit costs nothing but records
         processed again by a worker that starts from the group's committed offsets.
         """
         if self._consumer is None or not position:
@@ -280,7 +297,8 @@ class KafkaSource(Source):
                 error,
             )
         else:
-            self.metrics.broker_connection_errors.inc()
+            if isinstance(error, CONNECTION_ERRORS):
+                self.metrics.broker_connection_errors.inc()
             logger.warning(
                 "offset commit failed (%s); the checkpoint contains the offsets and the next "
                 "checkpoint commits them again",
@@ -307,8 +325,8 @@ class KafkaSource(Source):
         event = "lost" if lost else "revoked"
         if lost:
             logger.warning(
-                "partitions %s lost: the group evicted this worker, which checkpoints them "
-                "without a commit",
+                "partitions %s lost: this worker's group membership is out of date, so it "
+                "checkpoints them without a commit and rejoins",
                 names,
             )
         else:

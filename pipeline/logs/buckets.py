@@ -136,7 +136,7 @@ class BucketCounter:
         return {
             "key": key,
             "timestamp": bucket.index * self.bucket_seconds,
-            "values": dict(zip(self.names, bucket.counts)),
+            "values": dict(zip(self.names, bucket.counts, strict=True)),
             "label": bucket.label,
         }
 

@@ -85,7 +85,9 @@ class TemplateCountSource(Source):
         Value of a ``<Label>`` field that marks a normal line; any other value marks an anomaly.
     state_path
         File that keeps the mined templates from checkpoint to checkpoint, so a resumed run maps
-        templates onto the same channels. None: templates are not kept.
+        templates onto the same channels. None: templates are not kept. Each worker of a Kafka
+        consumer group mines and keeps its own templates, so one template can map to different
+        channels on different workers.
     """
 
     total = None
@@ -117,6 +119,12 @@ class TemplateCountSource(Source):
         self.normal_label = normal_label
         self.state_path = Path(state_path) if state_path else None
         self._start_position: Any = None
+        # Partition of each key's newest line: the key's bucket records belong to it.
+        self._partitions: dict[str, str | None] = {}
+        if lines.partitioned and self.state_path is not None and self.state_path.exists():
+            # A partitioned source never seeks: its worker restores state per partition, so the
+            # worker's templates are restored here.
+            self.templates.load_state_bytes(self.state_path.read_bytes())
 
     def __iter__(self) -> Iterator[SourceItem | None]:
         counter = self.counter
@@ -126,7 +134,7 @@ class TemplateCountSource(Source):
             if item is None:
                 # The source is idle: buckets that end before the newest line cannot grow.
                 for record in counter.close_through(counter.newest_timestamp):
-                    yield SourceItem(record, counter.safe_position(newest_position))
+                    yield self._item(record, counter.safe_position(newest_position))
                 yield None
                 continue
             position_before, newest_position = newest_position, item.position
@@ -143,8 +151,10 @@ class TemplateCountSource(Source):
                 )
                 continue
             template_index, is_new = self.templates.add(fields["Content"])
+            key = self._key(item, fields)
+            self._partitions[key] = item.partition
             closed = counter.add(
-                self._key(item, fields),
+                key,
                 timestamp,
                 template_index,
                 is_new,
@@ -153,14 +163,17 @@ class TemplateCountSource(Source):
                 position_before=position_before,
             )
             for record in closed:
-                yield SourceItem(record, counter.safe_position(newest_position))
+                yield self._item(record, counter.safe_position(newest_position))
         for record in counter.close_all():
-            yield SourceItem(record, newest_position)
+            yield self._item(record, newest_position)
         if counter.late_lines:
             logger.warning(
                 "%d log lines were older than their key's open bucket and were counted in it",
                 counter.late_lines,
             )
+
+    def _item(self, record: dict, position: Any) -> SourceItem:
+        return SourceItem(record, position, partition=self._partitions.get(record["key"]))
 
     def _key(self, item: SourceItem, fields: dict[str, str]) -> str:
         if item.key is not None:
@@ -173,6 +186,31 @@ class TemplateCountSource(Source):
         if LABEL_FIELD not in fields:
             return None
         return int(fields[LABEL_FIELD] != self.normal_label)
+
+    # -- the engine's source calls, delegated to the line source ----------------------------
+
+    @property
+    def partitioned(self) -> bool:
+        return self.lines.partitioned
+
+    @property
+    def end_reason(self) -> str:
+        return self.lines.end_reason
+
+    def bind(self, listener, metrics) -> None:
+        self.lines.bind(listener, metrics)
+
+    def checkpoint_path(self, configured: str) -> str:
+        return self.lines.checkpoint_path(configured)
+
+    def checkpoint_position(self, last_position: Any) -> Any:
+        """Return the position that a checkpoint stores, as the line source computes it.
+
+        NOTE: a partitioned source (Kafka) returns the offsets it has read, which include
+        the lines of buckets still open. After a crash or a rebalance those lines are not read
+        again, so up to one bucket per key is lost; file sources resume before them.
+        """
+        return self.lines.checkpoint_position(last_position)
 
     def seek(self, position: Any) -> None:
         """Resume after ``position``, with the templates saved at the last checkpoint."""
@@ -239,5 +277,5 @@ def build_log_source(config: Config) -> TemplateCountSource:
         default_key=source.default_key,
         key_field=logs.key_field,
         normal_label=logs.normal_label,
-        state_path=config.checkpoint.path + ".templates",
+        state_path=lines.checkpoint_path(config.checkpoint.path) + ".templates",
     )

@@ -15,11 +15,19 @@ from spikewatch.sources.base import CountingSource
 
 
 def _open_text(path: Path) -> IO[str]:
+    """Open a UTF-8 text file; a byte-order mark is skipped and undecodable bytes become U+FFFD.
+
+    Replacing bad bytes keeps one corrupt line from stopping the stream: the line goes on to
+    the decoder, which dead-letters it when a value or timestamp no longer parses.
+    """
     if not path.exists():
         raise SourceError(f"input file not found: {path}")
+    if path.is_dir():
+        raise SourceError(f"input {path} is a directory; give one CSV or JSON-lines file")
     if path.suffix == ".gz":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
-    return path.open(encoding="utf-8", newline="")
+        raw = gzip.open(path, "rb")
+        return io.TextIOWrapper(raw, encoding="utf-8-sig", errors="replace", newline="")
+    return path.open(encoding="utf-8-sig", errors="replace", newline="")
 
 
 def _count_lines(path: Path) -> int:
@@ -44,7 +52,17 @@ class CsvSource(CountingSource):
         if not header.strip():
             raise SourceError(f"{self.path} is empty; a CSV source needs a header line")
         self.delimiter = delimiter or max((",", ";", "\t"), key=header.count)
+        self.columns = next(csv.reader([header], delimiter=self.delimiter))
         self.total = max(_count_lines(self.path) - 1, 0)
+
+    def require_columns(self, **fields: str) -> None:
+        """Raise SourceError naming each configured field (option=column) missing from the header."""
+        missing = [f"{option} {column!r}" for option, column in fields.items() if column and column not in self.columns]
+        if missing:
+            raise SourceError(
+                f"{self.path} has no column for {', '.join(missing)}; its columns are {self.columns}. "
+                "Name the right columns with --timestamp-column, --key-column or --label-column."
+            )
 
     def _items(self) -> Iterator[Any]:
         with _open_text(self.path) as handle:

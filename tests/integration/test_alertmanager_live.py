@@ -96,7 +96,9 @@ def written_alerts(worker_dir: Path, alert_id: str) -> dict[str, dict]:
 
 def test_alert_fires_then_resolves(tmp_path, alertmanager_factory, worker_factory, webhook):
     alertmanager = alertmanager_factory(config=webhook_config(webhook.url))
-    csv_path = write_spike_csv(tmp_path / "shift.csv", shift_at=SHIFT_AT)
+    # 200 records keep the worker alive about a minute past the shift, so its metrics can still be
+    # read after Alertmanager reports the resolution.
+    csv_path = write_spike_csv(tmp_path / "shift.csv", records=200, shift_at=SHIFT_AT)
     worker = worker_factory(csv_path, extra_config=sink_config(alertmanager.url))
 
     active = wait_until(
