@@ -23,6 +23,7 @@ from kafka.errors import (
 from kafka.structs import OffsetAndMetadata
 
 from spikewatch.config import Config
+from spikewatch.errors import SourceError
 from spikewatch.kafka.client import (
     Backoff,
     broker_reachable,
@@ -175,9 +176,17 @@ class KafkaSource(Source):
     # -- iteration --------------------------------------------------------------------------
 
     def _open(self) -> None:
-        self._consumer = self._consumer_factory(
-            **consumer_options(self.kafka, worker_id=self.worker_id)
-        )
+        try:
+            self._consumer = self._consumer_factory(
+                **consumer_options(self.kafka, worker_id=self.worker_id)
+            )
+        except KafkaTimeoutError as error:
+            # No state exists yet to keep, so a clear stop beats waiting: the operator fixes the
+            # address or starts the broker and runs again.
+            raise SourceError(
+                f"no Kafka broker answered at {','.join(self.kafka.bootstrap_servers)} ({error}); "
+                "check --bootstrap-servers and that the broker is running"
+            ) from None
         self._consumer.subscribe(list(self.kafka.topics), listener=_RebalanceListener(self))
         logger.info(
             "joining consumer group %r on %s as worker %s; checkpoints in %s",
