@@ -32,8 +32,8 @@ class SpikeEncoder:
 class DirectEncoder(SpikeEncoder):
     """Feed the scaled values to the first convolution at every step, as Spikformer does.
 
-    The first layer is then the only one that multiplies real numbers; every later layer sees
-    spikes. Output ``[T, B, C, L]``, the same values at each step.
+    The first layer is then the only one that multiplies real numbers, and every later layer
+    receives spikes. Output ``[T, B, C, L]``, the same values at each step.
     """
 
     kind = "direct"

@@ -174,8 +174,8 @@ class RecordDecoder:
         self.max_future_s = max_future_s
         self.channels: tuple[str, ...] = tuple(channels)
         self._reserved = {key_field, timestamp_field, label_field, *ignore_fields} - {""}
-        # The wall clock is read at most once a second: a per-record time.time() call costs
-        # more than the rest of the check.
+        # The wall clock is read again only when a timestamp passes the cached limit, and at most
+        # once a second, because a per-record time.time() call costs more than the check.
         self._clock_read_at = 0.0
         self._latest_allowed = 0.0
 

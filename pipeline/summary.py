@@ -1,4 +1,4 @@
-"""What a run reports at its end: counts, speed, memory and, for labeled streams, ROC-AUC and PR-AUC."""
+"""The end-of-run summary: counts, speed, memory and, for labeled streams, ROC-AUC and PR-AUC."""
 
 from __future__ import annotations
 

@@ -184,7 +184,7 @@ class KafkaSource(Source):
             # No state exists yet to keep, so a clear stop beats waiting: the operator fixes the
             # address or starts the broker and runs again.
             raise SourceError(
-                f"no Kafka broker answered at {','.join(self.kafka.bootstrap_servers)} ({error}); "
+                f"connection to Kafka at {','.join(self.kafka.bootstrap_servers)} failed ({error}); "
                 "check --bootstrap-servers and that the broker is running"
             ) from None
         self._consumer.subscribe(list(self.kafka.topics), listener=_RebalanceListener(self))

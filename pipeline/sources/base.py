@@ -1,4 +1,4 @@
-"""What every source yields, and the base class of the sources."""
+"""Source items and the base class of the sources."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 The neuron is written here rather than taken from snntorch or spikingjelly because the pipeline
 keeps one membrane tensor per stream key and batches keys freely: each call takes the membrane
-potential explicitly and returns the new one, and a layer holds no hidden state of its own that a
+potential explicitly and returns the new one, and a layer keeps no hidden state of its own that a
 change of batch size could break. snntorch's ``Leaky`` supports explicit state too, but its
 instance-level ``init_hidden`` mode and per-step call would cost a Python call per time step per
 layer; here one call runs all T steps of a layer.
@@ -157,7 +157,7 @@ class LIF(nn.Module):
         return out, torch.from_numpy(ends).reshape(steps // every, *membrane.shape)
 
     def _record_activity(self, spikes: torch.Tensor) -> None:
-        # Kept as a tensor and summed only when a metric asks, to avoid a sync per call.
+        # Kept as a tensor and summed only when a metric reads it, to avoid a sync per call.
         self._last_spikes = spikes
         self.last_neuron_steps = spikes.numel()
 

@@ -61,7 +61,7 @@ class Spikformer(nn.Module):
     embed_dim
         Token width D.
     patch_size
-        Records per token P; the encoder sees ``L / P`` tokens.
+        Records per token P, so a window becomes ``L / P`` tokens.
     num_heads
         Attention heads; must divide D.
     depth
@@ -140,10 +140,10 @@ class Spikformer(nn.Module):
             self.blocks.append(block)
 
         # A bias-free linear decoder from the features back to the scaled window. Training it
-        # with the detector keeps the features informative: a one-class objective alone is
-        # minimised by an encoder that maps every window to the same point, which Deep SVDD's
-        # authors prevent by autoencoder pretraining; a joint reconstruction term does the same
-        # job online.
+        # with the detector keeps the features informative, because a one-class objective alone
+        # is minimised by an encoder that maps every window to the same point. Deep SVDD's
+        # authors prevent that by autoencoder pretraining; a joint reconstruction term does the
+        # same job online.
         self.reconstruct_shape = (window_length, reconstruct_channels or in_channels)
         self.feature_dim = D
         self.decoder = nn.Linear(self.feature_dim, window_length * self.reconstruct_shape[1], bias=False)
